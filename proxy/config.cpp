@@ -1,0 +1,362 @@
+#include "proxy/config.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace fledge::proxy {
+namespace {
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+const char* typeName(element_type t) {
+  switch (t) {
+    case element_type::ARRAY: return "array";
+    case element_type::OBJECT: return "object";
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE: return "number";
+    case element_type::STRING: return "string";
+    case element_type::BOOL: return "boolean";
+    case element_type::NULL_VALUE: return "null";
+  }
+  return "value";
+}
+
+// Collects errors while walking the document; every accessor names the field path.
+class Walker {
+ public:
+  std::vector<ConfigError> errors;
+
+  void error(std::string path, std::string msg) { errors.push_back({std::move(path), std::move(msg)}); }
+
+  // Iterates an object's members, reporting duplicate keys and keys not in `known`.
+  template <typename Fn>
+  bool object(element e, const std::string& path, std::initializer_list<std::string_view> known, Fn&& fn) {
+    simdjson::dom::object obj;
+    if (e.get_object().get(obj) != simdjson::SUCCESS) {
+      error(path, std::string("must be an object, got ") + typeName(e.type()));
+      return false;
+    }
+    std::set<std::string_view> seen;
+    for (auto field : obj) {
+      std::string sub = path.empty() ? std::string(field.key) : path + "." + std::string(field.key);
+      if (!seen.insert(field.key).second) {
+        error(sub, "duplicate field");
+        continue;
+      }
+      if (known.size() != 0 && std::find(known.begin(), known.end(), field.key) == known.end()) {
+        error(sub, "unknown field");
+        continue;
+      }
+      fn(field.key, field.value, sub);
+    }
+    return true;
+  }
+
+  template <typename Fn>
+  bool array(element e, const std::string& path, Fn&& fn) {
+    simdjson::dom::array arr;
+    if (e.get_array().get(arr) != simdjson::SUCCESS) {
+      error(path, std::string("must be an array, got ") + typeName(e.type()));
+      return false;
+    }
+    std::size_t i = 0;
+    for (auto item : arr) {
+      fn(item, path + "[" + std::to_string(i) + "]", i);
+      ++i;
+    }
+    return true;
+  }
+
+  bool string(element e, const std::string& path, std::string& out) {
+    std::string_view sv;
+    if (e.get_string().get(sv) != simdjson::SUCCESS) {
+      error(path, std::string("must be a string, got ") + typeName(e.type()));
+      return false;
+    }
+    out.assign(sv);
+    return true;
+  }
+
+  bool uinteger(element e, const std::string& path, std::uint64_t min, std::uint64_t max, std::uint64_t& out) {
+    std::uint64_t v = 0;
+    if (e.type() == element_type::INT64) {
+      std::int64_t s = 0;
+      if (e.get_int64().get(s) != simdjson::SUCCESS) s = -1;
+      if (s < 0) {
+        error(path, "must be >= " + std::to_string(min));
+        return false;
+      }
+      v = static_cast<std::uint64_t>(s);
+    } else if (e.type() == element_type::UINT64) {
+      if (e.get_uint64().get(v) != simdjson::SUCCESS) v = 0;
+    } else {
+      error(path, std::string("must be an integer, got ") + typeName(e.type()));
+      return false;
+    }
+    if (v < min || v > max) {
+      error(path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+      return false;
+    }
+    out = v;
+    return true;
+  }
+
+  template <typename T>
+  void uint(element e, const std::string& path, std::uint64_t min, std::uint64_t max, T& out) {
+    std::uint64_t v;
+    if (uinteger(e, path, min, max, v)) out = static_cast<T>(v);
+  }
+
+  void millis(element e, const std::string& path, std::chrono::milliseconds& out) {
+    std::uint64_t v;
+    if (uinteger(e, path, 1, 24ull * 3600 * 1000, v)) out = std::chrono::milliseconds(v);
+  }
+
+  void hostPort(element e, const std::string& path, HostPort& out, bool allow_zero) {
+    std::string s;
+    if (!string(e, path, s)) return;
+    std::string err = parseHostPort(s, out, allow_zero);
+    if (!err.empty()) error(path, err);
+  }
+};
+
+bool validName(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.';
+  });
+}
+
+constexpr const char* kNameRule = "must be 1-128 characters of [A-Za-z0-9._-]";
+
+void parseCluster(Walker& w, std::string_view name, element e, const std::string& path, ClusterConfig& c) {
+  c.name.assign(name);
+  if (!validName(name)) w.error(path, std::string("cluster name ") + kNameRule);
+  bool has_endpoints = false;
+  w.object(e, path, {"endpoints", "lb", "max_connections", "max_idle", "idle_timeout_ms", "eject_ms"},
+           [&](std::string_view key, element v, const std::string& sub) {
+             if (key == "endpoints") {
+               has_endpoints = true;
+               w.array(v, sub, [&](element item, const std::string& ip, std::size_t) {
+                 HostPort hp;
+                 w.hostPort(item, ip, hp, false);
+                 c.endpoints.push_back(std::move(hp));
+               });
+               if (c.endpoints.empty() && v.is_array()) w.error(sub, "must list at least one endpoint");
+             } else if (key == "lb") {
+               std::string s;
+               if (!w.string(v, sub, s)) return;
+               if (s == "round_robin") c.lb = LbPolicy::kRoundRobin;
+               else if (s == "least_request") c.lb = LbPolicy::kLeastRequest;
+               else w.error(sub, "must be \"round_robin\" or \"least_request\"");
+             } else if (key == "max_connections") {
+               w.uint(v, sub, 1, 1'000'000, c.max_connections);
+             } else if (key == "max_idle") {
+               w.uint(v, sub, 0, 1'000'000, c.max_idle);
+             } else if (key == "idle_timeout_ms") {
+               w.millis(v, sub, c.idle_timeout);
+             } else if (key == "eject_ms") {
+               w.millis(v, sub, c.eject_time);
+             }
+           });
+  if (!has_endpoints && e.is_object()) w.error(path + ".endpoints", "is required");
+}
+
+void parseRoute(Walker& w, element e, const std::string& path, RouteConfig& r) {
+  bool has_name = false, has_cluster = false;
+  w.object(e, path, {"name", "match", "cluster"}, [&](std::string_view key, element v, const std::string& sub) {
+    if (key == "name") {
+      has_name = w.string(v, sub, r.name);
+      if (has_name && !validName(r.name)) w.error(sub, kNameRule);
+    } else if (key == "cluster") {
+      has_cluster = w.string(v, sub, r.cluster);
+    } else if (key == "match") {
+      w.object(v, sub, {"host", "path_prefix"}, [&](std::string_view mk, element mv, const std::string& msub) {
+        if (mk == "host") {
+          if (!w.string(mv, msub, r.host)) return;
+          std::transform(r.host.begin(), r.host.end(), r.host.begin(), [](unsigned char c) { return std::tolower(c); });
+          if (r.host.empty()) w.error(msub, "must not be empty (omit it to match any host)");
+          else if (r.host.find('*') != std::string::npos && (r.host.rfind("*.", 0) != 0 || r.host.find('*', 1) != std::string::npos))
+            w.error(msub, "a wildcard is only allowed as a leading \"*.\"");
+        } else if (mk == "path_prefix") {
+          if (!w.string(mv, msub, r.path_prefix)) return;
+          if (r.path_prefix.empty() || r.path_prefix[0] != '/') w.error(msub, "must start with \"/\"");
+        }
+      });
+    }
+  });
+  if (e.is_object()) {
+    if (!has_name) w.error(path + ".name", "is required");
+    if (!has_cluster) w.error(path + ".cluster", "is required");
+  }
+}
+
+}  // namespace
+
+std::string HostPort::str() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+std::string parseHostPort(std::string_view s, HostPort& out, bool allow_port_zero) {
+  std::string_view host, port;
+  if (!s.empty() && s.front() == '[') {
+    auto close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':')
+      return "must be \"host:port\" or \"[ipv6]:port\"";
+    host = s.substr(1, close - 1);
+    port = s.substr(close + 2);
+  } else {
+    auto colon = s.rfind(':');
+    if (colon == std::string_view::npos) return "must be \"host:port\" (port missing)";
+    host = s.substr(0, colon);
+    port = s.substr(colon + 1);
+    if (host.find(':') != std::string_view::npos) return "an IPv6 address must be written as \"[addr]:port\"";
+  }
+  if (host.empty()) return "host is empty";
+  unsigned long v = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
+  if (port.empty() || ec != std::errc{} || ptr != port.data() + port.size() || v > 65535)
+    return "port must be a number between " + std::string(allow_port_zero ? "0" : "1") + " and 65535";
+  if (v == 0 && !allow_port_zero) return "port must be between 1 and 65535";
+  out.host.assign(host);
+  out.port = static_cast<std::uint16_t>(v);
+  return {};
+}
+
+const ClusterConfig* Config::findCluster(std::string_view name) const {
+  for (const auto& c : clusters)
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+ConfigResult parseConfig(std::string_view json) {
+  ConfigResult result;
+  simdjson::dom::parser parser;
+  simdjson::padded_string padded(json);
+  element root;
+  if (auto err = parser.parse(padded).get(root); err != simdjson::SUCCESS) {
+    result.errors.push_back({"", std::string("invalid JSON: ") + simdjson::error_message(err)});
+    return result;
+  }
+
+  Walker w;
+  Config cfg;
+  bool has_listeners = false;
+  w.object(root, "",
+           {"listeners", "workers", "admin", "timeouts", "limits", "clusters", "routes", "log_level"},
+           [&](std::string_view key, element v, const std::string& path) {
+             if (key == "listeners") {
+               has_listeners = true;
+               w.array(v, path, [&](element item, const std::string& ip, std::size_t i) {
+                 ListenerConfig l;
+                 l.name = "listener-" + std::to_string(i);
+                 bool has_address = false;
+                 w.object(item, ip, {"name", "address"}, [&](std::string_view lk, element lv, const std::string& lp) {
+                   if (lk == "name") {
+                     if (w.string(lv, lp, l.name) && !validName(l.name)) w.error(lp, kNameRule);
+                   } else {
+                     has_address = true;
+                     w.hostPort(lv, lp, l.address, true);
+                   }
+                 });
+                 if (!has_address && item.is_object()) w.error(ip + ".address", "is required");
+                 cfg.listeners.push_back(std::move(l));
+               });
+             } else if (key == "workers") {
+               w.uint(v, path, 0, 256, cfg.workers);
+             } else if (key == "log_level") {
+               if (w.string(v, path, cfg.log_level) && cfg.log_level != "debug" && cfg.log_level != "info" &&
+                   cfg.log_level != "warn" && cfg.log_level != "error")
+                 w.error(path, "must be one of \"debug\", \"info\", \"warn\", \"error\"");
+             } else if (key == "admin") {
+               w.object(v, path, {"listen"}, [&](std::string_view, element av, const std::string& ap) {
+                 w.hostPort(av, ap, cfg.admin.listen, true);
+               });
+             } else if (key == "timeouts") {
+               w.object(v, path,
+                        {"header_read_ms", "idle_ms", "body_read_ms", "upstream_connect_ms", "upstream_response_ms",
+                         "drain_ms"},
+                        [&](std::string_view tk, element tv, const std::string& tp) {
+                          auto& t = cfg.timeouts;
+                          if (tk == "header_read_ms") w.millis(tv, tp, t.header_read);
+                          else if (tk == "idle_ms") w.millis(tv, tp, t.idle);
+                          else if (tk == "body_read_ms") w.millis(tv, tp, t.body_read);
+                          else if (tk == "upstream_connect_ms") w.millis(tv, tp, t.upstream_connect);
+                          else if (tk == "upstream_response_ms") w.millis(tv, tp, t.upstream_response);
+                          else if (tk == "drain_ms") w.millis(tv, tp, t.drain);
+                        });
+             } else if (key == "limits") {
+               w.object(v, path,
+                        {"max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "max_connections"},
+                        [&](std::string_view lk, element lv, const std::string& lp) {
+                          auto& l = cfg.limits;
+                          if (lk == "max_request_line") w.uint(lv, lp, 64, 1 << 20, l.max_request_line);
+                          else if (lk == "max_header_bytes") w.uint(lv, lp, 256, 1 << 24, l.max_header_bytes);
+                          else if (lk == "max_headers") w.uint(lv, lp, 1, 10'000, l.max_headers);
+                          else if (lk == "max_body_bytes") w.uint(lv, lp, 0, UINT64_MAX, l.max_body_bytes);
+                          else if (lk == "max_connections") w.uint(lv, lp, 0, 10'000'000, l.max_connections);
+                        });
+             } else if (key == "clusters") {
+               w.object(v, path, {}, [&](std::string_view name, element cv, const std::string& cp) {
+                 ClusterConfig c;
+                 parseCluster(w, name, cv, cp, c);
+                 cfg.clusters.push_back(std::move(c));
+               });
+             } else if (key == "routes") {
+               w.array(v, path, [&](element item, const std::string& rp, std::size_t) {
+                 RouteConfig r;
+                 parseRoute(w, item, rp, r);
+                 cfg.routes.push_back(std::move(r));
+               });
+             }
+           });
+
+  if (root.is_object()) {
+    if (!has_listeners) w.error("listeners", "is required");
+    else if (cfg.listeners.empty()) w.error("listeners", "must list at least one listener");
+  }
+  if (cfg.limits.max_request_line > cfg.limits.max_header_bytes)
+    w.error("limits.max_request_line", "must not exceed limits.max_header_bytes");
+
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < cfg.listeners.size(); ++i)
+    if (!names.insert(cfg.listeners[i].name).second)
+      w.error("listeners[" + std::to_string(i) + "].name", "duplicate listener name \"" + cfg.listeners[i].name + "\"");
+  names.clear();
+  for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+    auto& r = cfg.routes[i];
+    std::string rp = "routes[" + std::to_string(i) + "]";
+    if (!r.name.empty() && !names.insert(r.name).second) w.error(rp + ".name", "duplicate route name \"" + r.name + "\"");
+    if (r.cluster.empty()) continue;
+    auto it = std::find_if(cfg.clusters.begin(), cfg.clusters.end(), [&](auto& c) { return c.name == r.cluster; });
+    if (it == cfg.clusters.end()) w.error(rp + ".cluster", "unknown cluster \"" + r.cluster + "\"");
+    else r.cluster_index = static_cast<std::size_t>(it - cfg.clusters.begin());
+  }
+
+  result.errors = std::move(w.errors);
+  if (result.errors.empty()) result.config = std::move(cfg);
+  return result;
+}
+
+ConfigResult loadConfigFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    ConfigResult r;
+    r.errors.push_back({"", "cannot read config file \"" + path + "\""});
+    return r;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parseConfig(ss.str());
+}
+
+}  // namespace fledge::proxy

@@ -1,0 +1,96 @@
+#pragma once
+// Fledge's configuration: the JSON file format, its parser and its validation.
+// Parsing never throws; every problem is reported with its field path.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace fledge::proxy {
+
+struct HostPort {
+  std::string host;  // as written: name, IPv4, or IPv6 without brackets
+  std::uint16_t port = 0;
+  std::string str() const;
+};
+
+// Parses "host:port" or "[v6]:port". Returns an error message, or empty on success.
+std::string parseHostPort(std::string_view s, HostPort& out, bool allow_port_zero);
+
+enum class LbPolicy { kRoundRobin, kLeastRequest };
+
+struct ClusterConfig {
+  std::string name;
+  std::vector<HostPort> endpoints;
+  LbPolicy lb = LbPolicy::kRoundRobin;
+  std::uint32_t max_connections = 1024;  // per worker per endpoint, busy + idle
+  std::uint32_t max_idle = 64;           // kept-alive connections per worker per endpoint
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds eject_time{2'000};  // an endpoint that refused stays skipped this long
+};
+
+struct RouteConfig {
+  std::string name;
+  std::string host;  // empty = any; "*.example.com" matches subdomains; compared case-insensitively
+  std::string path_prefix;  // empty = any
+  std::string cluster;
+  std::size_t cluster_index = 0;  // resolved by validation
+};
+
+struct ListenerConfig {
+  std::string name;
+  HostPort address;
+};
+
+struct Timeouts {
+  std::chrono::milliseconds header_read{10'000};        // first byte to end of headers
+  std::chrono::milliseconds idle{60'000};               // keep-alive wait for the next request
+  std::chrono::milliseconds body_read{60'000};          // inactivity while reading a request body
+  std::chrono::milliseconds upstream_connect{2'000};
+  std::chrono::milliseconds upstream_response{30'000};  // request sent to response headers, and body inactivity
+  std::chrono::milliseconds drain{10'000};              // SIGTERM: time allowed for in-flight requests
+};
+
+struct Limits {
+  std::uint32_t max_request_line = 8 * 1024;
+  std::uint32_t max_header_bytes = 64 * 1024;
+  std::uint32_t max_headers = 100;
+  std::uint64_t max_body_bytes = 0;  // 0 = unlimited
+  std::uint32_t max_connections = 0;  // per worker; 0 = unlimited
+};
+
+struct AdminConfig {
+  HostPort listen{"127.0.0.1", 9901};
+};
+
+struct Config {
+  std::vector<ListenerConfig> listeners;
+  unsigned workers = 0;  // 0 = number of cores
+  AdminConfig admin;
+  Timeouts timeouts;
+  Limits limits;
+  std::vector<ClusterConfig> clusters;
+  std::vector<RouteConfig> routes;
+  std::string log_level = "info";
+
+  const ClusterConfig* findCluster(std::string_view name) const;
+};
+
+struct ConfigError {
+  std::string path;
+  std::string message;
+  std::string str() const { return path.empty() ? message : path + ": " + message; }
+};
+
+struct ConfigResult {
+  std::optional<Config> config;
+  std::vector<ConfigError> errors;
+  bool ok() const { return config.has_value(); }
+};
+
+ConfigResult parseConfig(std::string_view json);
+ConfigResult loadConfigFile(const std::string& path);
+
+}  // namespace fledge::proxy

@@ -1,0 +1,22 @@
+#pragma once
+// `fledge echo-upstream`: a small upstream for demos and tests. It answers every request with
+// JSON describing what it received; query parameters shape the response:
+//   status=N      respond with status N
+//   bytes=N       respond with N bytes of 'x' instead of JSON (streamed; any size)
+//   chunked=1     send the response body chunked
+//   no_length=1   neither Content-Length nor chunked: the body ends when the connection closes
+//   delay_ms=N    wait N ms before responding
+//   close=1       close the connection after the response
+#include <string>
+
+namespace fledge::proxy {
+
+struct EchoOptions {
+  std::string listen = "127.0.0.1:9001";
+  std::string name = "echo";
+};
+
+// Runs until the process is killed; returns a process exit code on startup failure.
+int runEchoUpstream(const EchoOptions& options);
+
+}  // namespace fledge::proxy

@@ -1,0 +1,112 @@
+#pragma once
+// A downstream connection and the request path it drives:
+// read request header -> route -> upstream connection -> stream request body ->
+// read response header -> stream response body -> next request (keep-alive, pipelining).
+// Timeouts are deadlines checked by the worker's sweep, so no timer is armed per operation.
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/serializer.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/worker.hpp"
+
+namespace fledge::proxy {
+
+class Session : public std::enable_shared_from_this<Session>, public SessionHook {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using tcp = boost::asio::ip::tcp;
+  using error_code = boost::system::error_code;
+
+  Session(Worker& worker, tcp::socket socket);
+  ~Session();
+
+  void start();
+  // Called by the worker's sweep when the current deadline has passed.
+  void checkDeadline(Clock::time_point now);
+  // Called when the worker starts draining: idle connections close now, busy ones after the response.
+  void onDrain();
+
+ private:
+  enum class Phase { kIdle, kHeader, kConnect, kRequest, kResponseHeader, kResponse, kReply, kLinger };
+
+  static constexpr std::size_t kChunk = 64 * 1024;
+
+  // Downstream request header.
+  void readHeader();
+  void parseBufferedHeader();
+  void onHeaderRead(error_code ec, std::size_t n);
+  void onHeaderError(error_code ec);
+  void onHeader();
+  // Upstream connection.
+  void connectUpstream();
+  void onConnect(error_code ec);
+  void beginRequest();
+  void send100Continue();
+  // Request body relay.
+  void pumpRequest();
+  void onRequestBodyRead(error_code ec);
+  void writeRequest(std::size_t got);
+  void onRequestWritten(error_code ec, std::size_t);
+  // Response.
+  void readResponseHeader();
+  void onResponseHeader(error_code ec);
+  void pumpResponse();
+  void onResponseBodyRead(error_code ec);
+  void onResponseWritten(error_code ec, std::size_t);
+  void finishExchange();
+  // Failure paths.
+  void upstreamFailed(error_code ec, const char* stage);
+  bool retryOnFreshConnection(error_code ec);
+  void reply(unsigned status, std::string_view text, bool close);
+  void lingerClose();
+  void releaseUpstream(bool reusable);
+  void abort();
+
+  void arm(std::chrono::milliseconds d) {
+    deadline_ = Clock::now() + d;
+    timed_out_ = false;
+  }
+  void disarm() { deadline_ = Clock::time_point::max(); }
+
+  Worker& w_;
+  tcp::socket down_;
+  tcp::socket up_;
+  boost::beast::flat_buffer buf_;   // downstream bytes, kept across requests (pipelining)
+  boost::beast::flat_buffer ubuf_;  // upstream bytes for the current exchange
+  std::optional<boost::beast::http::request_parser<boost::beast::http::buffer_body>> req_;
+  std::optional<boost::beast::http::response_parser<boost::beast::http::buffer_body>> res_;
+  std::optional<boost::beast::http::serializer<true, boost::beast::http::buffer_body>> req_sr_;
+  std::optional<boost::beast::http::serializer<false, boost::beast::http::buffer_body>> res_sr_;
+  std::unique_ptr<char[]> chunk_;
+  std::string client_ip_;
+  std::string scratch_;  // local replies and 100-continue
+  std::shared_ptr<const Snapshot> snap_;  // pinned for the whole exchange
+
+  Clock::time_point deadline_ = Clock::time_point::max();
+  Phase phase_ = Phase::kIdle;
+  bool timed_out_ = false;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  bool body_expected_ = true;
+  bool expect_continue_ = false;
+  bool request_has_body_ = false;
+  bool response_started_ = false;
+  bool has_upstream_ = false;
+  bool upstream_reused_ = false;
+  bool retried_ = false;
+  unsigned version_ = 11;
+  std::size_t cluster_ = 0;
+  std::size_t endpoint_ = 0;
+  std::uint64_t tried_ = 0;     // endpoints that refused during this exchange
+  bool any_refused_ = false;
+  std::size_t linger_bytes_ = 0;
+};
+
+}  // namespace fledge::proxy

@@ -1,0 +1,142 @@
+#include "proxy/worker.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <random>
+
+#include "proxy/log.hpp"
+#include "proxy/session.hpp"
+
+namespace fledge::proxy {
+namespace asio = boost::asio;
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+namespace {
+
+std::chrono::milliseconds sweepInterval(const Timeouts& t) {
+  auto m = std::min({t.header_read, t.idle, t.body_read, t.upstream_connect, t.upstream_response});
+  return std::clamp(m / 4, std::chrono::milliseconds(5), std::chrono::milliseconds(200));
+}
+
+std::uint64_t splitmix64(std::uint64_t& s) {
+  std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snap)
+    : index_(index),
+      snap_(std::move(snap)),
+      pool_(std::make_unique<UpstreamPool>(*snap_)),
+      sweep_interval_(sweepInterval(snap_->config.timeouts)) {
+  std::random_device rd;
+  rng_state_ = (std::uint64_t{rd()} << 32) ^ rd() ^ index;
+  // One thread runs this context: let Asio skip its internal locking where it can.
+  ioc_.emplace(1);
+  sweep_timer_.emplace(*ioc_);
+}
+
+Worker::~Worker() {
+  stop();
+  join();
+  acceptors_.clear();
+  pool_->closeAll();
+  sweep_timer_.reset();
+  ioc_.reset();  // frees remaining sessions while the pool still exists
+}
+
+Worker::tcp::endpoint Worker::listen(const tcp::endpoint& ep, boost::system::error_code& ec) {
+  tcp::acceptor acc(*ioc_);
+  acc.open(ep.protocol(), ec);
+  if (ec) return {};
+  acc.set_option(asio::socket_base::reuse_address(true), ec);
+  acc.set_option(reuse_port(true), ec);
+  if (ec) return {};
+  acc.bind(ep, ec);
+  if (ec) return {};
+  acc.listen(4096, ec);
+  if (ec) return {};
+  auto bound = acc.local_endpoint(ec);
+  acceptors_.push_back(std::move(acc));
+  return bound;
+}
+
+void Worker::start() {
+  for (std::size_t i = 0; i < acceptors_.size(); ++i) accept(i);
+  scheduleSweep();
+  thread_ = std::thread([this] {
+    try {
+      ioc_->run();
+    } catch (const std::exception& e) {
+      log::error("worker stopped by exception", {{"worker", std::to_string(index_)}, {"error", e.what()}});
+    }
+  });
+}
+
+void Worker::accept(std::size_t i) {
+  acceptors_[i].async_accept(*ioc_, [this, i](boost::system::error_code ec, tcp::socket socket) {
+    if (draining_ || !acceptors_[i].is_open()) return;
+    if (ec) {
+      if (ec == asio::error::operation_aborted) return;
+      // EMFILE and friends: back off briefly instead of spinning.
+      log::warn("accept failed", {{"worker", std::to_string(index_)}, {"error", ec.message()}});
+      auto t = std::make_shared<asio::steady_timer>(*ioc_, std::chrono::milliseconds(50));
+      t->async_wait([this, i, t](boost::system::error_code) {
+        if (!draining_) accept(i);
+      });
+      return;
+    }
+    const auto cap = snap_->config.limits.max_connections;
+    if (cap == 0 || session_count_ < cap) std::make_shared<Session>(*this, std::move(socket))->start();
+    accept(i);
+  });
+}
+
+void Worker::scheduleSweep() {
+  sweep_timer_->expires_after(sweep_interval_);
+  sweep_timer_->async_wait([this](boost::system::error_code ec) {
+    if (ec) return;
+    sweep();
+    if (!draining_ || session_count_ != 0) scheduleSweep();
+  });
+}
+
+void Worker::sweep() {
+  auto now = Clock::now();
+  // checkDeadline only cancels operations; no session is freed while we iterate.
+  for (auto& s : sessions_) s.checkDeadline(now);
+  pool_->sweep(now);
+}
+
+void Worker::drain() {
+  asio::post(*ioc_, [this] {
+    if (draining_) return;
+    draining_ = true;
+    boost::system::error_code ec;
+    for (auto& a : acceptors_) a.close(ec);
+    pool_->closeAll();
+    for (auto& s : sessions_) s.onDrain();
+  });
+}
+
+void Worker::stop() {
+  if (ioc_) ioc_->stop();
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::newRequestId(char out[32]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::uint64_t a = splitmix64(rng_state_), b = splitmix64(rng_state_);
+  for (int i = 0; i < 16; ++i) {
+    out[i] = kHex[(a >> (60 - 4 * i)) & 0xf];
+    out[16 + i] = kHex[(b >> (60 - 4 * i)) & 0xf];
+  }
+}
+
+}  // namespace fledge::proxy

@@ -1,0 +1,80 @@
+#pragma once
+// One worker: a thread running its own io_context with its own acceptors (SO_REUSEPORT),
+// sessions, upstream pool and timeout sweep. Nothing is shared with other workers on the
+// request path.
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/intrusive/list.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "proxy/snapshot.hpp"
+#include "proxy/upstream_pool.hpp"
+
+namespace fledge::proxy {
+
+class Session;
+using SessionHook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
+
+class Worker {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using tcp = boost::asio::ip::tcp;
+
+  Worker(unsigned index, std::shared_ptr<const Snapshot> snap);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Opens an acceptor on `ep` with SO_REUSEPORT; returns the bound endpoint.
+  tcp::endpoint listen(const tcp::endpoint& ep, boost::system::error_code& ec);
+
+  void start();
+  // Thread-safe: stop accepting, close idle connections, finish in-flight requests.
+  void drain();
+  // Thread-safe: abandon whatever is still running.
+  void stop();
+  void join();
+
+  // --- used by sessions, on this worker's thread only ---
+  boost::asio::io_context& ioc() { return *ioc_; }
+  const Snapshot& snapshot() const { return *snap_; }
+  std::shared_ptr<const Snapshot> pinSnapshot() const { return snap_; }
+  UpstreamPool& pool() { return *pool_; }
+  bool draining() const { return draining_; }
+  // A fresh 128-bit request id, as 32 lowercase hex digits.
+  void newRequestId(char out[32]);
+
+  std::size_t sessionCount() const { return session_count_; }
+
+ private:
+  friend class Session;
+  void accept(std::size_t i);
+  void scheduleSweep();
+  void sweep();
+
+  unsigned index_;
+  std::shared_ptr<const Snapshot> snap_;
+  std::unique_ptr<UpstreamPool> pool_;
+  boost::intrusive::list<Session, boost::intrusive::base_hook<SessionHook>, boost::intrusive::constant_time_size<false>>
+      sessions_;
+  std::size_t session_count_ = 0;
+  std::uint64_t rng_state_;
+  bool draining_ = false;
+  std::chrono::milliseconds sweep_interval_;
+  // Destroyed explicitly first in ~Worker so that sessions freed with it still see the pool.
+  std::optional<boost::asio::io_context> ioc_;
+  std::vector<tcp::acceptor> acceptors_;
+  std::optional<boost::asio::steady_timer> sweep_timer_;
+  std::thread thread_;
+};
+
+}  // namespace fledge::proxy
