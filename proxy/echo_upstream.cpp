@@ -23,6 +23,7 @@ using tcp = asio::ip::tcp;
 namespace {
 
 std::atomic<std::uint64_t> g_connections{0};
+std::atomic<std::uint64_t> g_requests{0};
 
 std::string_view queryParam(std::string_view target, std::string_view key) {
   auto q = target.find('?');
@@ -73,12 +74,14 @@ std::string describe(const std::string& name, const http::request_parser<http::b
   out += p.chunked() ? "true" : "false";
   out += ",\"connection\":" + std::to_string(conn_id);
   out += ",\"request_on_connection\":" + std::to_string(request_no);
-  out += ",\"connections_accepted\":" + std::to_string(g_connections.load()) + "}\n";
+  out += ",\"connections_accepted\":" + std::to_string(g_connections.load());
+  out += ",\"requests_total\":" + std::to_string(g_requests.load()) + "}\n";
   return out;
 }
 
 void serve(tcp::socket sock, std::string name, std::uint64_t conn_id) {
   beast::flat_buffer buf;
+  buf.reserve(64 * 1024);  // Beast reads into spare capacity; keep reads large
   beast::error_code ec;
   sock.set_option(tcp::no_delay(true), ec);
   auto chunk = std::make_unique<char[]>(64 * 1024);
@@ -89,6 +92,7 @@ void serve(tcp::socket sock, std::string name, std::uint64_t conn_id) {
     http::read_header(sock, buf, p, ec);
     if (ec) return;
     auto& req = p.get();
+    ++g_requests;
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       asio::write(sock, asio::buffer(std::string_view("HTTP/1.1 100 Continue\r\n\r\n")), ec);
       if (ec) return;

@@ -107,6 +107,7 @@ void Session::readHeader() {
   phase_ = Phase::kIdle;
   const auto& cfg = w_.snapshot().config;
   req_.emplace();
+  start_line_done_ = false;
   req_->header_limit(cfg.limits.max_header_bytes);
   req_->body_limit(cfg.limits.max_body_bytes ? cfg.limits.max_body_bytes : std::numeric_limits<std::uint64_t>::max());
   res_.reset();
@@ -143,21 +144,26 @@ void Session::parseBufferedHeader() {
   if (buf_.size() != 0) {
     std::size_t used = req_->put(buf_.data(), ec);
     buf_.consume(used);
+    // Beast consumes the start line as soon as it is complete, before the fields are.
+    if (used != 0) start_line_done_ = true;
     if (ec == http::error::need_more) ec = {};
     if (ec) return onHeaderError(ec);
     if (req_->is_header_done()) return onHeader();
-    if (requestLineTooLong(bufferView(buf_), limits.max_request_line)) return reply(414, "request line too long", true);
+    if (!start_line_done_ && requestLineTooLong(bufferView(buf_), limits.max_request_line))
+      return reply(414, "request line too long", true);
   }
   down_.async_read_some(buf_.prepare(kReadSize), beast::bind_front_handler(&Session::onHeaderRead, shared_from_this()));
 }
 
 void Session::onHeaderError(error_code ec) {
   if (ec == http::error::header_limit) {
-    if (requestLineTooLong(bufferView(buf_), w_.snapshot().config.limits.max_request_line))
+    if (!start_line_done_ && requestLineTooLong(bufferView(buf_), w_.snapshot().config.limits.max_request_line))
       return reply(414, "request line too long", true);
     return reply(431, "request header too large", true);
   }
   if (ec == http::error::bad_version) return reply(505, "http version not supported", true);
+  // Beast checks a declared Content-Length against the body limit while parsing the header.
+  if (ec == http::error::body_limit) return reply(413, "request body too large", true);
   log::debug("bad request", {{"client", client_ip_}, {"error", ec.message()}});
   reply(400, "bad request", true);
 }
@@ -283,7 +289,13 @@ void Session::onConnect(error_code ec) {
 }
 
 void Session::beginRequest() {
-  if (!chunk_) chunk_ = std::make_unique<char[]>(kChunk);
+  if (!chunk_) {
+    chunk_ = std::make_unique<char[]>(kChunk);
+    // Beast reads into a flat_buffer's spare capacity (at least 512 bytes): give it room so
+    // large bodies move in big reads, not 512-byte ones.
+    ubuf_.reserve(kChunk);
+    buf_.reserve(kChunk);
+  }
   req_sr_.emplace(req_->get());
   ubuf_.clear();
   if (expect_continue_) {

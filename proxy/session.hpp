@@ -92,6 +92,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   Clock::time_point deadline_ = Clock::time_point::max();
   Phase phase_ = Phase::kIdle;
   bool timed_out_ = false;
+  bool start_line_done_ = false;
   bool keep_alive_ = true;
   bool head_ = false;
   bool body_expected_ = true;
