@@ -2,71 +2,173 @@
 
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
+#include <boost/beast/http/status.hpp>
 
-#include <string>
-#include <vector>
+#include <charconv>
 
 namespace fledge::proxy {
 namespace http = boost::beast::http;
+using boost::beast::iequals;
 
-void stripHopByHop(http::fields& f) {
-  if (f.find(http::field::connection) != f.end()) {
-    // Collect first: erasing while a token_list views the Connection value would dangle.
-    // Same-named fields need not be adjacent, so walk the whole list.
-    std::vector<std::string> named;
-    for (const auto& field : f)
-      if (field.name() == http::field::connection)
-        for (auto tok : http::token_list{field.value()}) named.emplace_back(tok);
-    for (const auto& n : named) {
-      if (boost::beast::iequals(n, "transfer-encoding") || boost::beast::iequals(n, "content-length")) continue;
-      f.erase(n);
+namespace {
+
+bool namedByConnection(const Head& head, std::string_view name) {
+  for (std::size_t i = 0; i < head.size(); ++i) {
+    auto f = head[i];
+    if (f.id != http::field::connection) continue;
+    for (auto tok : http::token_list{f.value})
+      if (iequals(tok, name)) return true;
+  }
+  return false;
+}
+
+void appendField(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append("\r\n");
+}
+
+void appendNumber(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+// Transfer-Encoding value for the outgoing hop: the upstream's codings other than chunked, then
+// chunked when this hop is chunked. Empty when nothing remains.
+void appendTransferEncoding(std::string& out, const Head& head, bool chunked) {
+  std::size_t start = out.size();
+  out.append("Transfer-Encoding: ");
+  bool any = false;
+  for (std::size_t i = 0; i < head.size(); ++i) {
+    auto f = head[i];
+    if (f.id != http::field::transfer_encoding) continue;
+    for (auto tok : http::token_list{f.value}) {
+      if (iequals(tok, "chunked")) continue;
+      if (any) out.append(", ");
+      out.append(tok.data(), tok.size());
+      any = true;
     }
-    f.erase(http::field::connection);
   }
-  f.erase(http::field::keep_alive);
-  f.erase(http::field::te);
-  f.erase(http::field::trailer);
-  f.erase(http::field::upgrade);
-  f.erase(http::field::proxy_connection);
-  // Proxy-Authorization, Proxy-Authenticate and any other Proxy-* field.
-  for (auto it = f.begin(); it != f.end();) {
-    auto name = it->name_string();
-    if (name.size() >= 6 && boost::beast::iequals(name.substr(0, 6), "proxy-")) it = f.erase(it);
-    else ++it;
+  if (chunked) {
+    if (any) out.append(", ");
+    out.append("chunked");
+    any = true;
+  }
+  if (any) out.append("\r\n");
+  else out.resize(start);
+}
+
+void appendFraming(std::string& out, const Head& head, Framing framing, std::uint64_t length) {
+  switch (framing) {
+    case Framing::kNone: break;
+    case Framing::kLength:
+      out.append("Content-Length: ");
+      appendNumber(out, length);
+      out.append("\r\n");
+      break;
+    case Framing::kChunked: appendTransferEncoding(out, head, true); break;
+    case Framing::kClose: appendTransferEncoding(out, head, false); break;
+    case Framing::kAsIs:
+      for (std::size_t i = 0; i < head.size(); ++i) {
+        auto f = head[i];
+        if (f.id == http::field::content_length || f.id == http::field::transfer_encoding)
+          appendField(out, f.name, f.value);
+      }
+      break;
   }
 }
 
-void addVia(http::fields& f, unsigned version) {
-  std::string via;
-  for (const auto& field : f) {
-    if (field.name() != http::field::via) continue;
-    via.append(field.value());
-    via += ", ";
+bool isFraming(http::field id) { return id == http::field::content_length || id == http::field::transfer_encoding; }
+
+}  // namespace
+
+bool isHopByHop(const Head& head, const Head::Field& f) {
+  switch (f.id) {
+    case http::field::connection:
+    case http::field::keep_alive:
+    case http::field::te:
+    case http::field::trailer:
+    case http::field::upgrade:
+    case http::field::proxy_connection:
+    case http::field::proxy_authenticate:
+    case http::field::proxy_authorization:
+      return true;
+    case http::field::content_length:
+    case http::field::transfer_encoding:
+      return false;  // framing; never removable through Connection
+    default:
+      break;
   }
-  via += version == 10 ? "1.0 fledge" : "1.1 fledge";
-  f.set(http::field::via, via);
+  if (f.name.size() >= 6 && iequals(f.name.substr(0, 6), "proxy-")) return true;
+  return head.has(http::field::connection) && namedByConnection(head, f.name);
 }
 
-void addForwardingHeaders(http::fields& f, unsigned version, const ForwardInfo& info) {
-  // Several X-Forwarded-For lines are one comma list; keep them as one line with the client last.
-  std::string xff;
-  for (const auto& field : f) {
-    if (!boost::beast::iequals(field.name_string(), "x-forwarded-for")) continue;
-    if (!xff.empty()) xff += ", ";
-    xff.append(field.value());
+// Appends every value of `id` joined by ", ", followed by ", " when there was any.
+static void appendJoined(std::string& out, const Head& head, std::string_view name) {
+  for (std::size_t i = 0; i < head.size(); ++i) {
+    auto f = head[i];
+    if (f.name.size() != name.size() || !iequals(f.name, name)) continue;
+    out.append(f.value);
+    out.append(", ");
   }
-  if (!xff.empty()) {
-    f.erase("x-forwarded-for");
-    xff += ", ";
+}
+
+void appendRequestHead(std::string& out, const Head& head, const RequestHeadInfo& info) {
+  out.append(info.method);
+  out.push_back(' ');
+  out.append(info.target);
+  out.append(" HTTP/1.1\r\n");
+  bool has_request_id = false;
+  for (std::size_t i = 0; i < head.size(); ++i) {
+    auto f = head[i];
+    if (isFraming(f.id) || f.id == http::field::expect || isHopByHop(head, f)) continue;
+    // Rewritten below: X-Forwarded-For and Via keep earlier hops' values, in order, on one line.
+    if (f.id == http::field::via) continue;
+    if (f.id == http::field::unknown) {
+      if (iequals(f.name, "x-forwarded-for") || iequals(f.name, "x-forwarded-proto") ||
+          iequals(f.name, "x-forwarded-host"))
+        continue;
+      if (iequals(f.name, "x-request-id")) has_request_id = true;
+    }
+    appendField(out, f.name, f.value);
   }
-  xff.append(info.client_ip);
-  f.set("X-Forwarded-For", xff);
-  f.set("X-Forwarded-Proto", info.proto);
-  auto host = f.find(http::field::host);
-  if (host != f.end()) f.set("X-Forwarded-Host", std::string(host->value()));
-  else f.erase("x-forwarded-host");
-  addVia(f, version);
-  if (f.find("x-request-id") == f.end()) f.set("X-Request-Id", info.request_id);
+  appendFraming(out, head, info.framing, info.content_length);
+  out.append("X-Forwarded-For: ");
+  appendJoined(out, head, "x-forwarded-for");
+  out.append(info.forward.client_ip);
+  out.append("\r\nX-Forwarded-Proto: ");
+  out.append(info.forward.proto);
+  out.append("\r\n");
+  if (auto host = head.value(http::field::host); !host.empty()) appendField(out, "X-Forwarded-Host", host);
+  out.append("Via: ");
+  appendJoined(out, head, "via");
+  out.append("1.1 fledge\r\n");
+  if (!has_request_id) appendField(out, "X-Request-Id", info.forward.request_id);
+  out.append("\r\n");
+}
+
+void appendResponseHead(std::string& out, const Head& head, const ResponseHeadInfo& info) {
+  out.append(info.version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  appendNumber(out, info.status);
+  out.push_back(' ');
+  if (!info.reason.empty()) {
+    out.append(info.reason);
+  } else {
+    auto r = http::obsolete_reason(static_cast<http::status>(info.status));
+    out.append(r.data(), r.size());
+  }
+  out.append("\r\n");
+  for (std::size_t i = 0; i < head.size(); ++i) {
+    auto f = head[i];
+    if (isFraming(f.id) || isHopByHop(head, f)) continue;
+    appendField(out, f.name, f.value);
+  }
+  appendFraming(out, head, info.framing, info.content_length);
+  if (!info.keep_alive) out.append(info.version == 10 ? "" : "Connection: close\r\n");
+  else if (info.version == 10) out.append("Connection: keep-alive\r\n");
+  out.append("\r\n");
 }
 
 }  // namespace fledge::proxy

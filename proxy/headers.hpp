@@ -1,14 +1,22 @@
 #pragma once
-// Header rewriting between the two hops of a proxied exchange (RFC 9110 §7.6.1).
-#include <boost/beast/http/fields.hpp>
-
+// Writing the heads of a proxied exchange (RFC 9110 §7.6): hop-by-hop fields removed, framing
+// chosen by the proxy, forwarding fields added. Pure functions over a parsed Head.
+#include <cstdint>
+#include <string>
 #include <string_view>
+
+#include "proxy/http_head.hpp"
 
 namespace fledge::proxy {
 
-// Removes hop-by-hop fields: Connection and every field it names, Keep-Alive, TE, Trailer,
-// Upgrade, and Proxy-*. Transfer-Encoding stays: the serializer re-frames the body from it.
-void stripHopByHop(boost::beast::http::fields& fields);
+// How a body is delimited on the outgoing hop.
+enum class Framing {
+  kNone,     // no body (request without one)
+  kLength,   // Content-Length
+  kChunked,  // Transfer-Encoding: ... chunked
+  kClose,    // delimited by closing the connection (HTTP/1.0 clients)
+  kAsIs,     // HEAD/304: repeat the upstream's Content-Length/Transfer-Encoding, send no body
+};
 
 struct ForwardInfo {
   std::string_view client_ip;
@@ -16,11 +24,33 @@ struct ForwardInfo {
   std::string_view request_id;  // used when the request has no X-Request-Id
 };
 
-// Appends the client to X-Forwarded-For, sets X-Forwarded-Proto and X-Forwarded-Host,
-// appends to Via, and ensures an X-Request-Id.
-void addForwardingHeaders(boost::beast::http::fields& fields, unsigned version, const ForwardInfo& info);
+struct RequestHeadInfo {
+  std::string_view method;
+  std::string_view target;
+  Framing framing = Framing::kNone;
+  std::uint64_t content_length = 0;
+  ForwardInfo forward;
+};
 
-// Appends this hop to Via on a response.
-void addVia(boost::beast::http::fields& fields, unsigned version);
+struct ResponseHeadInfo {
+  unsigned version = 11;  // the client's
+  unsigned status = 200;
+  std::string_view reason;
+  Framing framing = Framing::kLength;
+  std::uint64_t content_length = 0;
+  bool keep_alive = true;
+};
+
+// True for fields that never cross a hop: Connection and the fields it names, Keep-Alive, TE,
+// Trailer, Upgrade, Proxy-*. (Content-Length and Transfer-Encoding are re-framed separately.)
+bool isHopByHop(const Head& head, const Head::Field& f);
+
+// Appends an HTTP/1.1 upstream request head: the client's fields minus hop-by-hop ones and
+// Expect, then framing, X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host, Via
+// (appended), and X-Request-Id when absent.
+void appendRequestHead(std::string& out, const Head& head, const RequestHeadInfo& info);
+
+// Appends the downstream response head in the client's HTTP version.
+void appendResponseHead(std::string& out, const Head& head, const ResponseHeadInfo& info);
 
 }  // namespace fledge::proxy

@@ -7,6 +7,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <charconv>
 #include <cstring>
 
 #include "proxy/headers.hpp"
@@ -106,11 +107,11 @@ void Session::onDrain() {
 void Session::readHeader() {
   phase_ = Phase::kIdle;
   const auto& cfg = w_.snapshot().config;
-  req_.emplace();
+  res_.reset();
+  req_.emplace(req_head_, sink_);
   start_line_done_ = false;
   req_->header_limit(cfg.limits.max_header_bytes);
   req_->body_limit(cfg.limits.max_body_bytes ? cfg.limits.max_body_bytes : std::numeric_limits<std::uint64_t>::max());
-  res_.reset();
   if (buf_.size() != 0) {
     phase_ = Phase::kHeader;
     arm(cfg.timeouts.header_read);
@@ -171,61 +172,61 @@ void Session::onHeaderError(error_code ec) {
 void Session::onHeader() {
   disarm();
   const auto& cfg = w_.snapshot().config;
-  auto& req = req_->get();
-  version_ = req.version();
+  const Head& head = req_head_;
+  version_ = req_->version();
   if (version_ != 10 && version_ != 11) return reply(505, "http version not supported", true);
-
-  std::size_t nfields = 0;
-  for (auto it = req.begin(); it != req.end(); ++it) ++nfields;
-  if (nfields > cfg.limits.max_headers) return reply(431, "too many header fields", true);
-  if (req.target().size() > cfg.limits.max_request_line) return reply(414, "request line too long", true);
+  if (head.size() > cfg.limits.max_headers) return reply(431, "too many header fields", true);
+  std::string_view target = head.startB();
+  if (target.size() > cfg.limits.max_request_line) return reply(414, "request line too long", true);
 
   // Smuggling shapes Beast lets through: a Transfer-Encoding whose final coding is not chunked
   // leaves the body length undefined for a request (RFC 9112 §6.3), so refuse it.
-  if (req.find(http::field::transfer_encoding) != req.end() && !req_->chunked())
+  if (head.has(http::field::transfer_encoding) && !req_->chunked())
     return reply(400, "bad request: unsupported transfer-encoding", true);
-  auto host_it = req.find(http::field::host);
-  std::size_t host_count = 0;
-  for (const auto& f : req)
-    if (f.name() == http::field::host) ++host_count;
-  if (host_count > 1 || (version_ == 11 && host_it == req.end())) return reply(400, "bad request: host", true);
+  std::size_t host_count = head.count(http::field::host);
+  if (host_count > 1 || (version_ == 11 && host_count == 0)) return reply(400, "bad request: host", true);
 
   keep_alive_ = req_->keep_alive() && !w_.draining();
-  head_ = req.method() == http::verb::head;
+  head_ = req_->method() == http::verb::head;
   request_has_body_ = !req_->is_done();
-  if (auto cl = req_->content_length(); cl && cfg.limits.max_body_bytes && *cl > cfg.limits.max_body_bytes)
+  auto content_length = req_->content_length();
+  if (content_length && cfg.limits.max_body_bytes && *content_length > cfg.limits.max_body_bytes)
     return reply(413, "request body too large", true);
 
   expect_continue_ = false;
-  if (auto e = req.find(http::field::expect); e != req.end()) {
-    if (!beast::iequals(e->value(), "100-continue")) return reply(417, "expectation failed", true);
-    expect_continue_ = version_ == 11 && request_has_body_;
-    req.erase(http::field::expect);  // Fledge answers 100 Continue itself
+  if (head.has(http::field::expect)) {
+    if (!beast::iequals(head.value(http::field::expect), "100-continue")) return reply(417, "expectation failed", true);
+    expect_continue_ = version_ == 11 && request_has_body_;  // Fledge answers 100 Continue itself
   }
 
   // Route on the origin-form path; absolute-form targets carry their own authority.
-  std::string_view target = req.target();
-  std::string_view host = host_it != req.end() ? std::string_view(host_it->value()) : std::string_view{};
-  if (target.size() > 7 && beast::iequals(target.substr(0, 7), "http://")) {
-    auto rest = target.substr(7);
+  std::string_view host = head.value(http::field::host);
+  std::string_view path = target;
+  if (path.size() > 7 && beast::iequals(path.substr(0, 7), "http://")) {
+    auto rest = path.substr(7);
     auto slash = rest.find('/');
     host = rest.substr(0, slash);
-    target = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-  } else if (target.empty() || (target[0] != '/' && !(target == "*" && req.method() == http::verb::options))) {
+    path = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
+  } else if (path.empty() || (path[0] != '/' && !(path == "*" && req_->method() == http::verb::options))) {
     return reply(400, "bad request: target", true);
   }
 
   snap_ = w_.pinSnapshot();
-  auto route = snap_->routes.match(host, target);
+  auto route = snap_->routes.match(host, path);
   if (!route) return reply(404, "no route", !keep_alive_ || request_has_body_);
   cluster_ = snap_->config.routes[*route].cluster_index;
 
-  stripHopByHop(req);
   char rid[32];
   w_.newRequestId(rid);
-  addForwardingHeaders(req, version_, ForwardInfo{client_ip_, "http", std::string_view(rid, sizeof rid)});
-  req.version(11);
-  req.keep_alive(true);  // upstream connections are always kept alive when possible
+  RequestHeadInfo info;
+  info.method = head.startA();
+  info.target = target;
+  if (req_->chunked()) info.framing = Framing::kChunked;
+  else if (content_length) info.framing = Framing::kLength, info.content_length = *content_length;
+  info.forward = ForwardInfo{client_ip_, "http", std::string_view(rid, sizeof rid)};
+  out_head_.clear();
+  appendRequestHead(out_head_, head, info);
+  out_framing_ = info.framing;
 
   tried_ = 0;
   any_refused_ = false;
@@ -296,7 +297,8 @@ void Session::beginRequest() {
     ubuf_.reserve(kChunk);
     buf_.reserve(kChunk);
   }
-  req_sr_.emplace(req_->get());
+  request_sent_ = false;
+  head_pending_ = true;  // (re)sent whole on every upstream attempt
   ubuf_.clear();
   if (expect_continue_) {
     expect_continue_ = false;
@@ -320,19 +322,12 @@ void Session::send100Continue() {
 // Request body: downstream -> upstream, one chunk at a time
 
 void Session::pumpRequest() {
-  auto& body = req_->get().body();
-  if (req_->is_done()) {
-    body.data = nullptr;
-    body.size = 0;
-    body.more = false;
-    return writeRequest(0);
-  }
-  body.data = chunk_.get();
-  body.size = kChunk;
+  sink_.reset(chunk_.get(), kChunk);
+  if (req_->is_done()) return writeRequest();
   // Bytes already buffered (pipelined or sent with the header) need no read.
   if (buf_.size() != 0) {
     error_code ec;
-    while (buf_.size() != 0 && body.size != 0 && !req_->is_done()) {
+    while (buf_.size() != 0 && sink_.size < sink_.capacity && !req_->is_done()) {
       std::size_t used = req_->put(buf_.data(), ec);
       buf_.consume(used);
       if (ec == http::error::need_more || ec == http::error::need_buffer) {
@@ -347,7 +342,7 @@ void Session::pumpRequest() {
       if (ec == http::error::body_limit) return reply(413, "request body too large", true);
       return reply(400, "bad request body", true);
     }
-    if (body.size != kChunk || req_->is_done()) return writeRequest(kChunk - body.size);
+    if (sink_.size != 0 || req_->is_done()) return writeRequest();
   }
   arm(snap_->config.timeouts.body_read);
   http::async_read_some(down_, buf_, *req_, [self = shared_from_this()](error_code ec, std::size_t) {
@@ -364,27 +359,42 @@ void Session::onRequestBodyRead(error_code ec) {
     if (isPeerGone(ec) || ec == asio::error::operation_aborted) return abort();
     return reply(400, "bad request body", true);
   }
-  writeRequest(kChunk - req_->get().body().size);
+  if (sink_.size == 0 && !req_->is_done()) return pumpRequest();  // only framing (a chunk header) so far
+  writeRequest();
 }
 
-void Session::writeRequest(std::size_t got) {
-  auto& body = req_->get().body();
-  if (req_->is_done() && got == 0) {
-    body.data = nullptr;
-    body.size = 0;
-    body.more = false;
-  } else {
-    if (got == 0) return pumpRequest();  // parsed only framing (a chunk header); read on
-    body.data = chunk_.get();
-    body.size = got;
-    body.more = !req_->is_done();
+void Session::frameOut(std::size_t n, bool last) {
+  out_bufs_[0] = head_pending_ ? asio::buffer(out_head_) : asio::const_buffer();
+  out_bufs_[1] = out_bufs_[2] = out_bufs_[3] = asio::const_buffer();
+  const bool chunked = out_framing_ == Framing::kChunked;
+  if (n != 0) {
+    if (chunked) {
+      auto r = std::to_chars(chunk_line_, chunk_line_ + sizeof chunk_line_ - 2, n, 16);
+      r.ptr[0] = '\r';
+      r.ptr[1] = '\n';
+      out_bufs_[1] = asio::buffer(chunk_line_, static_cast<std::size_t>(r.ptr + 2 - chunk_line_));
+    }
+    out_bufs_[2] = asio::buffer(chunk_.get(), n);
   }
+  if (chunked) {
+    static constexpr std::string_view kEnd = "\r\n0\r\n\r\n";
+    if (n != 0) out_bufs_[3] = asio::buffer(last ? kEnd : kEnd.substr(0, 2));
+    else if (last) out_bufs_[3] = asio::buffer(kEnd.substr(2));
+  }
+}
+
+void Session::writeRequest() {
+  const bool last = req_->is_done();
+  frameOut(sink_.size, last);
   arm(snap_->config.timeouts.upstream_response);
-  http::async_write(up_, *req_sr_, beast::bind_front_handler(&Session::onRequestWritten, shared_from_this()));
+  asio::async_write(up_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
+    self->head_pending_ = false;
+    self->request_sent_ = last;
+    self->onRequestWritten(ec, 0);
+  });
 }
 
 void Session::onRequestWritten(error_code ec, std::size_t) {
-  if (ec == http::error::need_buffer) ec = {};
   if (ec) {
     if (timed_out_) {
       releaseUpstream(false);
@@ -393,7 +403,7 @@ void Session::onRequestWritten(error_code ec, std::size_t) {
     if (retryOnFreshConnection(ec)) return;
     return upstreamFailed(ec, "send");
   }
-  if (!req_sr_->is_done()) return pumpRequest();
+  if (!request_sent_) return pumpRequest();
   readResponseHeader();
 }
 
@@ -402,7 +412,8 @@ void Session::onRequestWritten(error_code ec, std::size_t) {
 
 void Session::readResponseHeader() {
   phase_ = Phase::kResponseHeader;
-  res_.emplace();
+  res_.emplace(res_head_, sink_);
+  sink_.reset(chunk_.get(), kChunk);
   res_->header_limit(kResponseHeaderLimit);
   res_->body_limit(std::numeric_limits<std::uint64_t>::max());
   if (head_) res_->skip(true);
@@ -423,54 +434,45 @@ void Session::onResponseHeader(error_code ec) {
     if (retryOnFreshConnection(ec)) return;
     return upstreamFailed(ec, "response");
   }
-  auto& res = res_->get();
-  unsigned status = res.result_int();
+  unsigned status = res_->status();
   if (status >= 100 && status < 200) {
     if (status == 101) return upstreamFailed(http::error::bad_value, "unexpected 101 response");
     return readResponseHeader();  // interim responses (e.g. 103) are not relayed
   }
   body_expected_ = !head_ && status != 204 && status != 304;
-  stripHopByHop(res);
-  if (body_expected_) {
-    bool delimited = res_->chunked() || res_->content_length().has_value();
-    if (version_ == 10 && res_->chunked()) {
-      res.chunked(false);  // an HTTP/1.0 client cannot read chunks: the close delimits the body
-      keep_alive_ = false;
-    } else if (!delimited) {
-      if (version_ == 11) res.chunked(true);
-      else keep_alive_ = false;
-    }
+  ResponseHeadInfo info;
+  info.version = version_;
+  info.status = status;
+  info.reason = res_head_.startA();
+  if (!body_expected_) {
+    info.framing = Framing::kAsIs;
+  } else if (auto len = res_->content_length(); len && !res_->chunked()) {
+    info.framing = Framing::kLength;
+    info.content_length = *len;
+  } else if (version_ == 11) {
+    info.framing = Framing::kChunked;  // chunked upstream, or close-delimited re-framed as chunks
+  } else {
+    info.framing = Framing::kClose;  // an HTTP/1.0 client cannot read chunks
+    keep_alive_ = false;
   }
   if (w_.draining()) keep_alive_ = false;
-  res.version(version_);
-  res.keep_alive(keep_alive_);
-  res_sr_.emplace(res);
+  info.keep_alive = keep_alive_;
+  out_head_.clear();
+  appendResponseHead(out_head_, res_head_, info);
+  out_framing_ = info.framing;
+  head_pending_ = true;
   phase_ = Phase::kResponse;
   response_started_ = false;
   if (!body_expected_) {
-    response_started_ = true;
-    arm(snap_->config.timeouts.body_read);
-    return http::async_write_header(down_, *res_sr_, [self = shared_from_this()](error_code ec, std::size_t) {
-      if (ec) return self->abort();
-      self->finishExchange();
-    });
+    sink_.size = 0;
+    return writeResponse();
   }
   pumpResponse();
 }
 
 void Session::pumpResponse() {
-  auto& body = res_->get().body();
-  if (res_->is_done()) {
-    body.data = nullptr;
-    body.size = 0;
-    body.more = false;
-    response_started_ = true;
-    arm(snap_->config.timeouts.body_read);
-    return http::async_write(down_, *res_sr_,
-                             beast::bind_front_handler(&Session::onResponseWritten, shared_from_this()));
-  }
-  body.data = chunk_.get();
-  body.size = kChunk;
+  sink_.reset(chunk_.get(), kChunk);
+  if (res_->is_done()) return writeResponse();
   arm(snap_->config.timeouts.upstream_response);
   http::async_read_some(up_, ubuf_, *res_, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onResponseBodyRead(ec);
@@ -479,7 +481,6 @@ void Session::pumpResponse() {
 
 void Session::onResponseBodyRead(error_code ec) {
   if (ec == http::error::need_buffer) ec = {};
-  auto& body = res_->get().body();
   if (ec) {
     if (!response_started_) {
       if (timed_out_) {
@@ -492,28 +493,27 @@ void Session::onResponseBodyRead(error_code ec) {
                                                {"error", timed_out_ ? "timeout" : ec.message()}});
     return abort();
   }
-  std::size_t got = kChunk - body.size;
-  if (got == 0 && !res_->is_done()) return pumpResponse();
-  body.data = got ? chunk_.get() : nullptr;
-  body.size = got;
-  body.more = !res_->is_done();
-  response_started_ = true;
-  arm(snap_->config.timeouts.body_read);
-  http::async_write(down_, *res_sr_, beast::bind_front_handler(&Session::onResponseWritten, shared_from_this()));
+  if (sink_.size == 0 && !res_->is_done()) return pumpResponse();
+  writeResponse();
 }
 
-void Session::onResponseWritten(error_code ec, std::size_t) {
-  if (ec == http::error::need_buffer) ec = {};
-  if (ec) return abort();
-  if (!res_sr_->is_done()) return pumpResponse();
-  finishExchange();
+void Session::writeResponse() {
+  const bool last = !body_expected_ || res_->is_done();
+  frameOut(sink_.size, last && body_expected_);
+  response_started_ = true;
+  arm(snap_->config.timeouts.body_read);
+  asio::async_write(down_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
+    self->head_pending_ = false;
+    if (ec) return self->abort();
+    if (!last) return self->pumpResponse();
+    self->finishExchange();
+  });
 }
 
 void Session::finishExchange() {
-  bool reusable = res_->is_done() && res_->keep_alive() && req_sr_ && req_sr_->is_done() && ubuf_.size() == 0;
+  // A HEAD or bodyless response leaves the upstream parser done after the header.
+  bool reusable = res_->is_done() && res_->keep_alive() && request_sent_ && ubuf_.size() == 0;
   releaseUpstream(reusable);
-  req_sr_.reset();
-  res_sr_.reset();
   snap_.reset();
   if (!keep_alive_) return lingerClose();
   readHeader();
@@ -571,8 +571,6 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
   arm(snap_ ? snap_->config.timeouts.body_read : w_.snapshot().config.timeouts.body_read);
   asio::async_write(down_, asio::buffer(scratch_), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
-    self->req_sr_.reset();
-    self->res_sr_.reset();
     self->snap_.reset();
     if (!self->keep_alive_) return self->lingerClose();
     self->response_started_ = false;

@@ -3,17 +3,19 @@
 // read request header -> route -> upstream connection -> stream request body ->
 // read response header -> stream response body -> next request (keep-alive, pipelining).
 // Timeouts are deadlines checked by the worker's sweep, so no timer is armed per operation.
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/buffer_body.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/serializer.hpp>
+
+#include <array>
 
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
 
+#include "proxy/headers.hpp"
+#include "proxy/http_head.hpp"
 #include "proxy/worker.hpp"
 
 namespace fledge::proxy {
@@ -52,14 +54,17 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   // Request body relay.
   void pumpRequest();
   void onRequestBodyRead(error_code ec);
-  void writeRequest(std::size_t got);
+  void writeRequest();
+  // Fills out_bufs_ with the pending head (if any) and `n` body bytes from chunk_, framed for
+  // out_framing_; `last` ends the body.
+  void frameOut(std::size_t n, bool last);
   void onRequestWritten(error_code ec, std::size_t);
   // Response.
   void readResponseHeader();
   void onResponseHeader(error_code ec);
   void pumpResponse();
   void onResponseBodyRead(error_code ec);
-  void onResponseWritten(error_code ec, std::size_t);
+  void writeResponse();
   void finishExchange();
   // Failure paths.
   void upstreamFailed(error_code ec, const char* stage);
@@ -80,10 +85,16 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   tcp::socket up_;
   boost::beast::flat_buffer buf_;   // downstream bytes, kept across requests (pipelining)
   boost::beast::flat_buffer ubuf_;  // upstream bytes for the current exchange
-  std::optional<boost::beast::http::request_parser<boost::beast::http::buffer_body>> req_;
-  std::optional<boost::beast::http::response_parser<boost::beast::http::buffer_body>> res_;
-  std::optional<boost::beast::http::serializer<true, boost::beast::http::buffer_body>> req_sr_;
-  std::optional<boost::beast::http::serializer<false, boost::beast::http::buffer_body>> res_sr_;
+  Head req_head_, res_head_;  // reused arenas: no allocation per request once warm
+  BodySink sink_;
+  std::optional<HeadParser<true>> req_;
+  std::optional<HeadParser<false>> res_;
+  std::string out_head_;  // the head to send with the next body piece
+  bool head_pending_ = false;
+  Framing out_framing_ = Framing::kNone;
+  std::array<boost::asio::const_buffer, 4> out_bufs_;
+  char chunk_line_[24];
+  bool request_sent_ = false;
   std::unique_ptr<char[]> chunk_;
   std::string client_ip_;
   std::string scratch_;  // local replies and 100-continue

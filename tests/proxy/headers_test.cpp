@@ -2,65 +2,133 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/beast/http/field.hpp>
+
 namespace fledge::proxy {
 namespace {
 namespace http = boost::beast::http;
 
-TEST(Headers, StripsHopByHopAndFieldsNamedByConnection) {
-  http::fields f;
-  f.insert("Connection", "keep-alive, X-Secret");
-  f.insert("Keep-Alive", "timeout=5");
-  f.insert("X-Secret", "1");
-  f.insert("TE", "trailers");
-  f.insert("Trailer", "X-T");
-  f.insert("Upgrade", "websocket");
-  f.insert("Proxy-Authorization", "Basic x");
-  f.insert("Proxy-Connection", "keep-alive");
-  f.insert("X-Keep", "yes");
-  f.insert("Connection", "x-other");
-  f.insert("X-Other", "2");
-  f.insert("Transfer-Encoding", "chunked");
-  stripHopByHop(f);
-  for (auto name : {"Connection", "Keep-Alive", "X-Secret", "TE", "Trailer", "Upgrade", "Proxy-Authorization",
-                    "Proxy-Connection", "X-Other"})
-    EXPECT_EQ(f.count(name), 0u) << name;
-  EXPECT_EQ(f["X-Keep"], "yes");
-  EXPECT_EQ(f["Transfer-Encoding"], "chunked");  // re-framed by the serializer, not dropped
+Head makeHead(std::initializer_list<std::pair<std::string_view, std::string_view>> fields) {
+  Head h;
+  h.setStartLine("GET", "/path?q=1");
+  for (auto [k, v] : fields) h.addField(http::string_to_field(k), k, v);
+  return h;
 }
 
-TEST(Headers, ConnectionCannotRemoveFraming) {
-  http::fields f;
-  f.insert("Connection", "content-length");
-  f.insert("Content-Length", "5");
-  stripHopByHop(f);
-  EXPECT_EQ(f["Content-Length"], "5");
+RequestHeadInfo requestInfo(Framing framing = Framing::kNone, std::uint64_t len = 0) {
+  RequestHeadInfo info;
+  info.method = "GET";
+  info.target = "/path?q=1";
+  info.framing = framing;
+  info.content_length = len;
+  info.forward = ForwardInfo{"127.0.0.9", "http", "rid-1"};
+  return info;
 }
 
-TEST(Headers, ForwardingHeadersAppendAndSet) {
-  http::fields f;
-  f.insert("Host", "shop.example");
-  f.insert("X-Forwarded-For", "10.0.0.1");
-  f.insert("Accept", "*/*");
-  f.insert("X-Forwarded-For", "10.0.0.2");
-  f.insert("Via", "1.1 edge");
-  f.insert("X-Forwarded-Proto", "https");  // spoofed by the client: replaced
-  addForwardingHeaders(f, 11, ForwardInfo{"127.0.0.9", "http", "rid-1"});
-  EXPECT_EQ(f["X-Forwarded-For"], "10.0.0.1, 10.0.0.2, 127.0.0.9");
-  EXPECT_EQ(f.count("X-Forwarded-For"), 1u);
-  EXPECT_EQ(f["X-Forwarded-Proto"], "http");
-  EXPECT_EQ(f["X-Forwarded-Host"], "shop.example");
-  EXPECT_EQ(f["Via"], "1.1 edge, 1.1 fledge");
-  EXPECT_EQ(f["X-Request-Id"], "rid-1");
+TEST(Headers, RequestDropsHopByHopAndFieldsNamedByConnection) {
+  Head h = makeHead({{"Host", "shop.example"},
+                     {"Connection", "keep-alive, X-Secret"},
+                     {"Keep-Alive", "timeout=5"},
+                     {"X-Secret", "1"},
+                     {"TE", "trailers"},
+                     {"Trailer", "X-T"},
+                     {"Upgrade", "websocket"},
+                     {"Proxy-Authorization", "Basic x"},
+                     {"Proxy-Connection", "keep-alive"},
+                     {"Proxy-Custom", "1"},
+                     {"X-Keep", "yes"},
+                     {"Connection", "x-other"},
+                     {"X-Other", "2"},
+                     {"Expect", "100-continue"}});
+  std::string out;
+  appendRequestHead(out, h, requestInfo());
+  EXPECT_EQ(out,
+            "GET /path?q=1 HTTP/1.1\r\n"
+            "Host: shop.example\r\n"
+            "X-Keep: yes\r\n"
+            "X-Forwarded-For: 127.0.0.9\r\n"
+            "X-Forwarded-Proto: http\r\n"
+            "X-Forwarded-Host: shop.example\r\n"
+            "Via: 1.1 fledge\r\n"
+            "X-Request-Id: rid-1\r\n"
+            "\r\n");
 }
 
-TEST(Headers, RequestIdIsKeptWhenPresent) {
-  http::fields f;
-  f.insert("X-Request-Id", "client-id");
-  addForwardingHeaders(f, 10, ForwardInfo{"1.2.3.4", "http", "generated"});
-  EXPECT_EQ(f["X-Request-Id"], "client-id");
-  EXPECT_EQ(f["X-Forwarded-For"], "1.2.3.4");
-  EXPECT_EQ(f["Via"], "1.0 fledge");
-  EXPECT_EQ(f.count("X-Forwarded-Host"), 0u);
+TEST(Headers, RequestFramingIsRewritten) {
+  Head h = makeHead({{"Host", "a"}, {"Content-Length", "5, 5"}, {"Connection", "content-length"}});
+  std::string out;
+  appendRequestHead(out, h, requestInfo(Framing::kLength, 5));
+  EXPECT_NE(out.find("\r\nContent-Length: 5\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("5, 5"), std::string::npos) << out;
+
+  Head c = makeHead({{"Host", "a"}, {"Transfer-Encoding", "gzip, chunked"}});
+  out.clear();
+  appendRequestHead(out, c, requestInfo(Framing::kChunked));
+  EXPECT_NE(out.find("\r\nTransfer-Encoding: gzip, chunked\r\n"), std::string::npos) << out;
+}
+
+TEST(Headers, ForwardingHeadersAppendAndReplace) {
+  Head h = makeHead({{"Host", "shop.example"},
+                     {"X-Forwarded-For", "10.0.0.1"},
+                     {"Accept", "*/*"},
+                     {"x-forwarded-for", "10.0.0.2"},
+                     {"Via", "1.1 edge"},
+                     {"X-Forwarded-Proto", "https"},
+                     {"X-Forwarded-Host", "spoofed"},
+                     {"X-Request-Id", "client-id"}});
+  std::string out;
+  appendRequestHead(out, h, requestInfo());
+  EXPECT_NE(out.find("X-Forwarded-For: 10.0.0.1, 10.0.0.2, 127.0.0.9\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("X-Forwarded-Proto: http\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("https"), std::string::npos) << out;
+  EXPECT_NE(out.find("X-Forwarded-Host: shop.example\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("spoofed"), std::string::npos) << out;
+  EXPECT_NE(out.find("Via: 1.1 edge, 1.1 fledge\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("X-Request-Id: client-id\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("rid-1"), std::string::npos) << out;
+}
+
+TEST(Headers, ResponseHeadFramingAndConnection) {
+  Head h;
+  h.setStartLine("OK", {});
+  h.addField(http::field::content_type, "Content-Type", "text/plain");
+  h.addField(http::field::transfer_encoding, "Transfer-Encoding", "chunked");
+  h.addField(http::field::connection, "Connection", "close, X-Hop");
+  h.addField(http::field::unknown, "X-Hop", "1");
+  h.addField(http::field::keep_alive, "Keep-Alive", "timeout=5");
+
+  std::string out;
+  ResponseHeadInfo info;
+  info.version = 11;
+  info.status = 200;
+  info.reason = "OK";
+  info.framing = Framing::kChunked;
+  info.keep_alive = true;
+  appendResponseHead(out, h, info);
+  EXPECT_EQ(out, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n");
+
+  out.clear();
+  info.version = 10;
+  info.framing = Framing::kClose;
+  info.keep_alive = false;
+  appendResponseHead(out, h, info);
+  EXPECT_EQ(out, "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n");
+
+  out.clear();
+  info.version = 11;
+  info.status = 404;
+  info.reason = "";
+  info.framing = Framing::kLength;
+  info.content_length = 12;
+  appendResponseHead(out, h, info);
+  EXPECT_EQ(out, "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\n");
+
+  out.clear();
+  info.version = 10;
+  info.keep_alive = true;
+  info.framing = Framing::kAsIs;  // HEAD: the upstream's framing fields, no body
+  appendResponseHead(out, h, info);
+  EXPECT_EQ(out, "HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n");
 }
 
 }  // namespace
