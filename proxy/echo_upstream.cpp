@@ -155,6 +155,10 @@ void serve(tcp::socket sock, std::string name, std::uint64_t conn_id) {
         sent += now;
       } while (!sr.is_done());
     }
+    if (!queryParam(target, "hangup").empty()) {
+      sock.close(ec);
+      return;
+    }
     if (close) {
       sock.shutdown(tcp::socket::shutdown_send, ec);
       // Wait for the peer to close so the response is not cut off by an RST.

@@ -6,7 +6,8 @@
 //   chunked=1     send the response body chunked
 //   no_length=1   neither Content-Length nor chunked: the body ends when the connection closes
 //   delay_ms=N    wait N ms before responding
-//   close=1       close the connection after the response
+//   close=1       close the connection after the response (with Connection: close)
+//   hangup=1      close the connection after the response without announcing it
 #include <string>
 
 namespace fledge::proxy {

@@ -3,6 +3,9 @@
 #include <sys/socket.h>
 
 namespace fledge::proxy {
+namespace {
+constexpr std::chrono::milliseconds kFreshIdle{1000};
+}  // namespace
 
 UpstreamPool::UpstreamPool(const Snapshot& snap) {
   clusters_.reserve(snap.clusters.size());
@@ -47,7 +50,10 @@ std::optional<UpstreamPool::tcp::socket> UpstreamPool::takeIdle(std::size_t clus
     Idle idle = std::move(es.idle.back());
     es.idle.pop_back();
     if (now - idle.since >= timeout) continue;  // expired: dropping it closes it
-    // A peer that closed (or sent stray bytes) while idle is not reusable.
+    // A connection used within the last second is handed out without a syscall; a peer that
+    // closes one just then is covered by the retry of body-less requests. Older ones are
+    // checked: a peer that closed (or sent stray bytes) while idle is not reusable.
+    if (now - idle.since < kFreshIdle) return std::move(idle.socket);
     char b;
     ssize_t r = ::recv(idle.socket.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::move(idle.socket);

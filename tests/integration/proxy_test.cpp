@@ -191,6 +191,22 @@ TEST(Proxy, ReusesUpstreamConnections) {
   EXPECT_EQ(echoField(last.body(), "request_on_connection"), "101") << last.body();
 }
 
+TEST(Proxy, StaleKeptAliveConnectionIsRetriedForBodylessRequests) {
+  EchoUpstream up("up");
+  Fledge f(simple({up.address()}, R"("workers":1)"));
+  Client c(f.port());
+  for (int i = 0; i < 5; ++i) {
+    // The upstream silently closes each connection after answering; the next request finds the
+    // pooled connection dead and is resent once on a fresh one.
+    auto res = c.request(http::verb::get, "/x?hangup=1");
+    ASSERT_EQ(res.result_int(), 200) << i;
+    EXPECT_EQ(echoField(res.body(), "request_on_connection"), "1");
+  }
+  // Announced closes are never reused in the first place.
+  EXPECT_EQ(c.request(http::verb::get, "/x?close=1").result_int(), 200);
+  EXPECT_EQ(c.request(http::verb::get, "/x").result_int(), 200);
+}
+
 TEST(Proxy, ChunkedBothWays) {
   EchoUpstream up("up");
   Fledge f(simple({up.address()}));
