@@ -1,0 +1,96 @@
+#pragma once
+// A compiled, immutable set of flags in flagd's flag-definition format
+// (https://flagd.dev/schema/v0/flags.json) and their evaluation with flagd's semantics.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flags/jsonlogic.hpp"
+#include "flags/value.hpp"
+
+namespace fledge::flags {
+
+enum class Reason : std::uint8_t { kStatic, kDefault, kTargetingMatch, kDisabled, kError };
+enum class ErrorCode : std::uint8_t {
+  kNone, kFlagNotFound, kParseError, kTypeMismatch, kTargetingKeyMissing, kInvalidContext, kGeneral
+};
+std::string_view reasonName(Reason r);
+std::string_view errorCodeName(ErrorCode e);
+
+enum class VariantType : std::uint8_t { kBoolean, kString, kNumber, kObject };
+
+struct Variant {
+  std::string name;
+  Value value;
+  std::string json;  // the value as JSON text, ready for responses
+};
+
+struct Flag {
+  std::string key;
+  bool enabled = true;
+  VariantType type = VariantType::kBoolean;
+  std::vector<Variant> variants;
+  int default_variant = -1;  // index into variants; -1 when null or absent
+  bool has_targeting = false;
+  Node targeting;
+  std::string metadata_json;  // flag-set metadata overlaid with the flag's own, as a JSON object
+
+  const Variant* findVariant(std::string_view name) const {
+    for (const auto& v : variants)
+      if (v.name == name) return &v;
+    return nullptr;
+  }
+};
+
+struct Evaluation {
+  Reason reason = Reason::kError;
+  ErrorCode error = ErrorCode::kNone;
+  const Variant* variant = nullptr;  // nullptr: no value (the client uses its code default)
+  std::string_view detail;           // for errors; static text or a view into the flag
+};
+
+// Scratch reused across evaluations on one thread; its arena is reset per evaluation.
+struct EvalScratch {
+  Arena arena;
+  char number_buf[32];
+};
+
+struct FlagSetError {
+  std::string path;
+  std::string message;
+  std::string str() const { return path.empty() ? message : path + ": " + message; }
+};
+
+// One flagd document to load: its JSON text and a name for error messages ("" for inline).
+struct FlagSource {
+  std::string name;
+  std::string json;
+};
+
+class FlagSet {
+ public:
+  FlagSet() = default;
+  FlagSet(const FlagSet&) = delete;
+  FlagSet& operator=(const FlagSet&) = delete;
+
+  // Parses and compiles every source; a flag key defined twice is an error. On any error,
+  // returns nullptr and fills `errors` (nothing is half-loaded).
+  static std::shared_ptr<const FlagSet> load(const std::vector<FlagSource>& sources, std::vector<FlagSetError>& errors);
+
+  const Flag* find(std::string_view key) const;
+  const std::vector<Flag>& flags() const { return flags_; }  // sorted by key
+  // Changes whenever the definitions do (FNV-1a of the sources), for ETags.
+  std::uint64_t fingerprint() const { return fingerprint_; }
+
+  // Evaluates `flag` against `context` (a JSON object value). `now_seconds` is $flagd.timestamp.
+  Evaluation evaluate(const Flag& flag, const Value& context, EvalScratch& scratch, std::int64_t now_seconds) const;
+
+ private:
+  ConstPool pool_;
+  std::vector<Flag> flags_;
+  std::uint64_t fingerprint_ = 0;
+};
+
+}  // namespace fledge::flags

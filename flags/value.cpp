@@ -1,0 +1,311 @@
+#include "flags/value.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+namespace fledge::flags {
+
+const Value* Value::get(std::string_view key) const {
+  if (type != Type::kObject) return nullptr;
+  for (std::uint32_t i = 0; i < size; ++i)
+    if (obj[i].key == key) return &obj[i].value;
+  return nullptr;
+}
+
+void* Arena::grow(std::size_t n, std::size_t align) {
+  std::size_t cap = std::max<std::size_t>(cap_ * 2, n + align + 64);
+  blocks_.push_back(std::make_unique<char[]>(cap));
+  block_caps_.push_back(cap);
+  base_ = blocks_.back().get();
+  cap_ = cap;
+  used_ = 0;
+  return allocate(n, align);
+}
+
+bool truthy(const Value& v) {
+  switch (v.type) {
+    case Type::kNull: return false;
+    case Type::kBool: return v.b;
+    case Type::kNumber: return v.num != 0 && !std::isnan(v.num);
+    case Type::kString: return v.size != 0;
+    case Type::kArray: return v.size != 0;  // JsonLogic: [] is falsy, unlike JavaScript
+    case Type::kObject: return true;
+  }
+  return false;
+}
+
+namespace {
+
+bool isJsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && isJsSpace(s.front())) s.remove_prefix(1);
+  while (!s.empty() && isJsSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Length of the longest prefix of `s` that is a StrDecimalLiteral (sign, digits, fraction,
+// exponent, or Infinity), 0 if none.
+std::size_t decimalPrefix(std::string_view s, bool& infinity) {
+  infinity = false;
+  std::size_t i = 0;
+  if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
+  if (s.substr(i, 8) == "Infinity") {
+    infinity = true;
+    return i + 8;
+  }
+  std::size_t digits = 0;
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i, ++digits;
+  if (i < s.size() && s[i] == '.') {
+    std::size_t j = i + 1, frac = 0;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j, ++frac;
+    if (digits + frac == 0) return 0;
+    i = j;
+    digits += frac;
+  }
+  if (digits == 0) return 0;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    std::size_t j = i + 1;
+    if (j < s.size() && (s[j] == '+' || s[j] == '-')) ++j;
+    std::size_t e = 0;
+    while (j < s.size() && s[j] >= '0' && s[j] <= '9') ++j, ++e;
+    if (e) i = j;
+  }
+  return i;
+}
+
+// `s` is a validated decimalPrefix(); from_chars parses it without allocating.
+double parseDecimal(std::string_view s, bool infinity) {
+  bool neg = !s.empty() && s.front() == '-';
+  if (!s.empty() && (s.front() == '-' || s.front() == '+')) s.remove_prefix(1);
+  double v = std::numeric_limits<double>::infinity();
+  if (!infinity) std::from_chars(s.data(), s.data() + s.size(), v, std::chars_format::general);
+  return neg ? -v : v;
+}
+
+double stringToNumber(std::string_view raw) {
+  std::string_view s = trim(raw);
+  if (s.empty()) return 0;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X' || s[1] == 'o' || s[1] == 'O' || s[1] == 'b' || s[1] == 'B')) {
+    int base = (s[1] == 'x' || s[1] == 'X') ? 16 : (s[1] == 'o' || s[1] == 'O') ? 8 : 2;
+    double v = 0;
+    for (char c : s.substr(2)) {
+      int d = (c >= '0' && c <= '9') ? c - '0' : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : (c >= 'A' && c <= 'F') ? c - 'A' + 10 : 99;
+      if (d >= base) return std::numeric_limits<double>::quiet_NaN();
+      v = v * base + d;
+    }
+    return v;
+  }
+  bool inf;
+  std::size_t n = decimalPrefix(s, inf);
+  if (n != s.size()) return std::numeric_limits<double>::quiet_NaN();
+  return parseDecimal(s, inf);
+}
+
+}  // namespace
+
+double toNumber(const Value& v) {
+  switch (v.type) {
+    case Type::kNull: return 0;
+    case Type::kBool: return v.b ? 1 : 0;
+    case Type::kNumber: return v.num;
+    case Type::kString: return stringToNumber(v.sv());
+    case Type::kArray: {
+      std::string s;
+      appendJsString(s, v);
+      return stringToNumber(s);
+    }
+    case Type::kObject: return std::numeric_limits<double>::quiet_NaN();
+  }
+  return 0;
+}
+
+void appendJsNumber(std::string& out, double d) {
+  if (std::isnan(d)) {
+    out += "NaN";
+    return;
+  }
+  if (d == 0) {
+    out += '0';
+    return;
+  }
+  if (std::isinf(d)) {
+    out += d < 0 ? "-Infinity" : "Infinity";
+    return;
+  }
+  if (d < 0) {
+    out += '-';
+    d = -d;
+  }
+  // Shortest round-trip digits, then laid out by ECMAScript's Number::toString rules.
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::scientific);
+  std::string_view sci(buf, static_cast<std::size_t>(r.ptr - buf));
+  auto epos = sci.find('e');
+  std::string digits;
+  for (char c : sci.substr(0, epos))
+    if (c != '.') digits += c;
+  int exp10 = 0;
+  std::from_chars(sci.data() + epos + 1 + (sci[epos + 1] == '+'), sci.data() + sci.size(), exp10);
+  const int k = static_cast<int>(digits.size());
+  const int n = exp10 + 1;
+  if (k <= n && n <= 21) {
+    out += digits;
+    out.append(static_cast<std::size_t>(n - k), '0');
+  } else if (0 < n && n <= 21) {
+    out.append(digits, 0, static_cast<std::size_t>(n));
+    out += '.';
+    out.append(digits, static_cast<std::size_t>(n));
+  } else if (-6 < n && n <= 0) {
+    out += "0.";
+    out.append(static_cast<std::size_t>(-n), '0');
+    out += digits;
+  } else {
+    out += digits[0];
+    if (k > 1) {
+      out += '.';
+      out.append(digits, 1);
+    }
+    out += 'e';
+    out += n - 1 >= 0 ? '+' : '-';
+    out += std::to_string(std::abs(n - 1));
+  }
+}
+
+void appendJsString(std::string& out, const Value& v) {
+  switch (v.type) {
+    case Type::kNull: out += "null"; return;
+    case Type::kBool: out += v.b ? "true" : "false"; return;
+    case Type::kNumber: appendJsNumber(out, v.num); return;
+    case Type::kString: out.append(v.str, v.size); return;
+    case Type::kObject: out += "[object Object]"; return;
+    case Type::kArray:
+      for (std::uint32_t i = 0; i < v.size; ++i) {
+        if (i) out += ',';
+        if (!v.arr[i].isNull()) appendJsString(out, v.arr[i]);  // join() prints null as ""
+      }
+      return;
+  }
+}
+
+void appendJson(std::string& out, const Value& v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  switch (v.type) {
+    case Type::kNull: out += "null"; return;
+    case Type::kBool: out += v.b ? "true" : "false"; return;
+    case Type::kNumber:
+      if (std::isnan(v.num) || std::isinf(v.num)) out += "null";
+      else appendJsNumber(out, v.num);
+      return;
+    case Type::kString:
+      out += '"';
+      for (unsigned char c : v.sv()) {
+        switch (c) {
+          case '"': out += "\\\""; break;
+          case '\\': out += "\\\\"; break;
+          case '\n': out += "\\n"; break;
+          case '\r': out += "\\r"; break;
+          case '\t': out += "\\t"; break;
+          case '\b': out += "\\b"; break;
+          case '\f': out += "\\f"; break;
+          default:
+            if (c < 0x20) {
+              out += "\\u00";
+              out += kHex[c >> 4];
+              out += kHex[c & 15];
+            } else {
+              out += static_cast<char>(c);
+            }
+        }
+      }
+      out += '"';
+      return;
+    case Type::kArray:
+      out += '[';
+      for (std::uint32_t i = 0; i < v.size; ++i) {
+        if (i) out += ',';
+        appendJson(out, v.arr[i]);
+      }
+      out += ']';
+      return;
+    case Type::kObject:
+      out += '{';
+      for (std::uint32_t i = 0; i < v.size; ++i) {
+        if (i) out += ',';
+        appendJson(out, Value::string(v.obj[i].key));
+        out += ':';
+        appendJson(out, v.obj[i].value);
+      }
+      out += '}';
+      return;
+  }
+}
+
+bool strictEquals(const Value& a, const Value& b) {
+  if (a.type != b.type) return false;
+  switch (a.type) {
+    case Type::kNull: return true;
+    case Type::kBool: return a.b == b.b;
+    case Type::kNumber: return a.num == b.num;
+    case Type::kString: return a.sv() == b.sv();
+    case Type::kArray: return a.arr == b.arr && a.size == b.size;  // identity, as in JavaScript
+    case Type::kObject: return a.obj == b.obj && a.size == b.size;
+  }
+  return false;
+}
+
+bool looseEquals(const Value& a, const Value& b) {
+  if (a.type == b.type) return strictEquals(a, b);
+  if (a.isNull() || b.isNull()) return false;  // null == undefined only
+  if (a.type == Type::kBool) return looseEquals(Value::number(a.b ? 1 : 0), b);
+  if (b.type == Type::kBool) return looseEquals(a, Value::number(b.b ? 1 : 0));
+  if (a.isNumber() && b.isString()) return a.num == stringToNumber(b.sv());
+  if (a.isString() && b.isNumber()) return stringToNumber(a.sv()) == b.num;
+  // Objects and arrays against primitives compare through their string form.
+  auto prim = [](const Value& v, std::string& s) {
+    appendJsString(s, v);
+    return Value::string(s);
+  };
+  std::string sa, sb;
+  if ((a.isArray() || a.isObject()) && (b.isNumber() || b.isString())) return looseEquals(prim(a, sa), b);
+  if ((b.isArray() || b.isObject()) && (a.isNumber() || a.isString())) return looseEquals(a, prim(b, sb));
+  return false;  // array vs object: different references
+}
+
+bool deepEquals(const Value& a, const Value& b) {
+  if (a.type != b.type) return false;
+  switch (a.type) {
+    case Type::kArray:
+      if (a.size != b.size) return false;
+      for (std::uint32_t i = 0; i < a.size; ++i)
+        if (!deepEquals(a.arr[i], b.arr[i])) return false;
+      return true;
+    case Type::kObject:
+      if (a.size != b.size) return false;
+      for (std::uint32_t i = 0; i < a.size; ++i) {
+        const Value* o = b.get(a.obj[i].key);
+        if (!o || !deepEquals(a.obj[i].value, *o)) return false;
+      }
+      return true;
+    case Type::kNumber:
+      return a.num == b.num || (std::isnan(a.num) && std::isnan(b.num));
+    default:
+      return strictEquals(a, b);
+  }
+}
+
+double parseFloatJs(const Value& v) {
+  if (v.isNumber()) return v.num;  // parseFloat(String(n)) === n
+  std::string s;
+  if (!v.isString()) appendJsString(s, v);
+  std::string_view t = v.isString() ? v.sv() : std::string_view(s);
+  while (!t.empty() && isJsSpace(t.front())) t.remove_prefix(1);
+  bool inf;
+  std::size_t n = decimalPrefix(t, inf);
+  if (n == 0) return std::numeric_limits<double>::quiet_NaN();
+  return parseDecimal(t.substr(0, n), inf);
+}
+
+}  // namespace fledge::flags

@@ -1,0 +1,207 @@
+#include "flags/flag_set.hpp"
+
+#include <gtest/gtest.h>
+
+#include "flags/json.hpp"
+#include "flags/murmur3.hpp"
+
+namespace fledge::flags {
+namespace {
+
+std::shared_ptr<const FlagSet> load(const std::string& json, std::vector<FlagSetError>* errors_out = nullptr) {
+  std::vector<FlagSetError> errors;
+  auto set = FlagSet::load({{"", json}}, errors);
+  if (errors_out) *errors_out = errors;
+  return set;
+}
+
+struct Ctx {
+  Arena arena;
+  Value value;
+  explicit Ctx(const std::string& json) {
+    simdjson::dom::parser p;
+    simdjson::dom::element e = p.parse(json).value();
+    fromDom(e, arena, value);
+  }
+};
+
+struct Result {
+  std::string reason, error, variant, value;
+};
+
+Result eval(const FlagSet& set, const std::string& key, const std::string& ctx_json = "{}") {
+  Ctx ctx(ctx_json);
+  EvalScratch scratch;
+  const Flag* f = set.find(key);
+  if (!f) return {"ERROR", "FLAG_NOT_FOUND", "", ""};
+  Evaluation ev = set.evaluate(*f, ctx.value, scratch, 1700000000);
+  Result r{std::string(reasonName(ev.reason)), std::string(errorCodeName(ev.error)), "", ""};
+  if (ev.variant) {
+    r.variant = ev.variant->name;
+    r.value = ev.variant->json;
+  }
+  return r;
+}
+
+constexpr const char* kFlags = R"({
+  "$schema": "https://flagd.dev/schema/v0/flags.json",
+  "metadata": {"flagSetId": "shop", "version": 3},
+  "$evaluators": {
+    "is_staff": {"ends_with": [{"var": "email"}, "@example.com"]}
+  },
+  "flags": {
+    "static-on": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"},
+    "disabled": {"state": "DISABLED", "variants": {"on": true, "off": false}, "defaultVariant": "on"},
+    "no-default": {"state": "ENABLED", "variants": {"a": "A", "b": "B"}, "defaultVariant": null,
+                   "targeting": {"if": [{"==": [{"var": "tier"}, "gold"]}, "b", null]}},
+    "absent-default": {"state": "ENABLED", "variants": {"a": 1, "b": 2}},
+    "staff": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+              "targeting": {"if": [{"$ref": "is_staff"}, "on", null]}, "metadata": {"version": 9, "owner": "web"}},
+    "bool-result": {"state": "ENABLED", "variants": {"true": "yes", "false": "no"}, "defaultVariant": "false",
+                    "targeting": {"==": [{"var": "x"}, 1]}},
+    "bad-variant": {"state": "ENABLED", "variants": {"a": "A"}, "defaultVariant": "a",
+                    "targeting": {"cat": ["zz", {"var": "x"}]}},
+    "flag-key": {"state": "ENABLED", "variants": {"flag-key": 1, "other": 2}, "defaultVariant": "other",
+                 "targeting": {"var": "$flagd.flagKey"}},
+    "empty-targeting": {"state": "ENABLED", "variants": {"x": {"a": [1, "two"]}}, "defaultVariant": "x", "targeting": {}},
+    "semver": {"state": "ENABLED", "variants": {"new": true, "old": false}, "defaultVariant": "old",
+               "targeting": {"if": [{"sem_ver": [{"var": "version"}, ">=", "1.2.0"]}, "new", "old"]}},
+    "split": {"state": "ENABLED", "variants": {"red": "r", "green": "g", "blue": "b"}, "defaultVariant": "red",
+              "targeting": {"fractional": [["red", 25], ["green", 25], ["blue", 50]]}}
+  }
+})";
+
+TEST(FlagSet, FlagdResultSemantics) {
+  auto set = load(kFlags);
+  ASSERT_TRUE(set);
+  auto r = eval(*set, "static-on");
+  EXPECT_EQ(r.reason, "STATIC");
+  EXPECT_EQ(r.variant, "on");
+  EXPECT_EQ(r.value, "true");
+
+  r = eval(*set, "disabled");
+  EXPECT_EQ(r.reason, "DISABLED");
+  EXPECT_EQ(r.variant, "");  // no value
+
+  r = eval(*set, "nope");
+  EXPECT_EQ(r.error, "FLAG_NOT_FOUND");
+
+  r = eval(*set, "no-default", R"({"tier":"silver"})");
+  EXPECT_EQ(r.reason, "DEFAULT");
+  EXPECT_EQ(r.variant, "");
+  r = eval(*set, "no-default", R"({"tier":"gold"})");
+  EXPECT_EQ(r.reason, "TARGETING_MATCH");
+  EXPECT_EQ(r.value, "\"B\"");
+
+  r = eval(*set, "absent-default");
+  EXPECT_EQ(r.reason, "DEFAULT");  // no targeting and no default: flagd-core answers DEFAULT, no value
+  EXPECT_EQ(r.variant, "");
+
+  r = eval(*set, "staff", R"({"email":"ann@example.com"})");
+  EXPECT_EQ(r.reason, "TARGETING_MATCH");
+  EXPECT_EQ(r.variant, "on");
+  r = eval(*set, "staff", R"({"email":"ann@elsewhere.com"})");
+  EXPECT_EQ(r.reason, "DEFAULT");
+  EXPECT_EQ(r.variant, "off");
+
+  r = eval(*set, "bool-result", R"({"x":1})");
+  EXPECT_EQ(r.variant, "true");
+  EXPECT_EQ(r.value, "\"yes\"");
+  r = eval(*set, "bool-result", R"({"x":2})");
+  EXPECT_EQ(r.variant, "false");
+  EXPECT_EQ(r.reason, "TARGETING_MATCH");
+
+  r = eval(*set, "bad-variant", R"({"x":1})");
+  EXPECT_EQ(r.reason, "ERROR");
+  EXPECT_EQ(r.error, "GENERAL");
+
+  r = eval(*set, "flag-key");
+  EXPECT_EQ(r.variant, "flag-key");
+
+  r = eval(*set, "empty-targeting");
+  EXPECT_EQ(r.reason, "STATIC");
+  EXPECT_EQ(r.value, R"({"a":[1,"two"]})");
+
+  EXPECT_EQ(eval(*set, "semver", R"({"version":"v1.10.0"})").variant, "new");
+  EXPECT_EQ(eval(*set, "semver", R"({"version":"1.2.0-rc.1"})").variant, "old");
+  EXPECT_EQ(eval(*set, "semver", R"({"version":"nonsense"})").variant, "old");  // sem_ver null is falsy
+}
+
+TEST(FlagSet, MetadataMergesSetAndFlag) {
+  auto set = load(kFlags);
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->find("staff")->metadata_json, R"({"flagSetId":"shop","version":9,"owner":"web"})");
+  EXPECT_EQ(set->find("static-on")->metadata_json, R"({"flagSetId":"shop","version":3})");
+}
+
+TEST(FlagSet, FractionalMatchesTheFormula) {
+  auto set = load(kFlags);
+  ASSERT_TRUE(set);
+  const std::uint64_t weights[] = {25, 25, 50};
+  const char* names[] = {"red", "green", "blue"};
+  int counts[3] = {0, 0, 0};
+  for (int i = 0; i < 3000; ++i) {
+    std::string key = "user-" + std::to_string(i);
+    std::uint32_t h = murmur3_x86_32("split" + key);
+    std::uint64_t bucket = (static_cast<std::uint64_t>(h) * 100) >> 32;
+    int want = bucket < 25 ? 0 : bucket < 50 ? 1 : 2;
+    EXPECT_EQ(pickBucket(h, weights, 3, 100), want);
+    auto r = eval(*set, "split", R"({"targetingKey":")" + key + "\"}");
+    ASSERT_EQ(r.variant, names[want]) << key;
+    ++counts[want];
+  }
+  EXPECT_NEAR(counts[2], 1500, 150);
+  // No targeting key: fractional yields null, so the default variant applies.
+  auto r = eval(*set, "split", "{}");
+  EXPECT_EQ(r.reason, "DEFAULT");
+  EXPECT_EQ(r.variant, "red");
+}
+
+TEST(FlagSet, ValidationNamesTheFieldAndLoadsNothing) {
+  std::vector<FlagSetError> errors;
+  auto set = load(R"({"flags": {
+      "ok": {"state": "ENABLED", "variants": {"a": true}, "defaultVariant": "a"},
+      "bad-state": {"state": "ON", "variants": {"a": true}},
+      "mixed": {"state": "ENABLED", "variants": {"a": true, "b": "x"}},
+      "bad-default": {"state": "ENABLED", "variants": {"a": 1}, "defaultVariant": "z"},
+      "bad-op": {"state": "ENABLED", "variants": {"a": 1}, "targeting": {"if": [{"frobnicate": [1]}, "a", null]}},
+      "bad-ref": {"state": "ENABLED", "variants": {"a": 1}, "targeting": {"$ref": "missing"}},
+      "extra": {"state": "ENABLED", "variants": {"a": 1}, "color": "red"},
+      "no-variants": {"state": "ENABLED"}
+    }, "surprise": 1})", &errors);
+  EXPECT_FALSE(set);
+  std::string all;
+  for (const auto& e : errors) all += e.str() + "\n";
+  for (const char* want : {"flags.bad-state.state: must be \"ENABLED\" or \"DISABLED\"",
+                           "flags.mixed.variants.b: must be a boolean like the other variants, got string",
+                           "flags.bad-default.defaultVariant: \"z\" is not one of the variants",
+                           "flags.bad-op.targeting.if[0]: unknown operator \"frobnicate\"",
+                           "flags.bad-ref.targeting.$ref: unknown evaluator \"missing\"",
+                           "flags.extra.color: unknown field", "flags.no-variants.variants: is required",
+                           "surprise: unknown field"})
+    EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\nall:\n" << all;
+}
+
+TEST(FlagSet, DuplicateKeysAcrossSourcesAreErrors) {
+  std::vector<FlagSetError> errors;
+  auto set = FlagSet::load({{"a.json", R"({"flags":{"x":{"state":"ENABLED","variants":{"a":1}}}})"},
+                            {"b.json", R"({"flags":{"x":{"state":"ENABLED","variants":{"a":2}}}})"}},
+                           errors);
+  EXPECT_FALSE(set);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].str(), "b.json: flags.x: flag \"x\" is defined more than once");
+}
+
+TEST(FlagSet, StaticAndFractionalEvaluationsDoNotAllocate) {
+  auto set = load(kFlags);
+  ASSERT_TRUE(set);
+  Ctx ctx(R"({"targetingKey":"user-7","email":"a@example.com","version":"1.4.0"})");
+  EvalScratch scratch;
+  for (const char* key : {"static-on", "split", "staff"}) {
+    set->evaluate(*set->find(key), ctx.value, scratch, 0);
+    EXPECT_FALSE(scratch.arena.onHeap()) << key;
+  }
+}
+
+}  // namespace
+}  // namespace fledge::flags
