@@ -370,17 +370,38 @@ Value substrJs(const Value& src, const Value* start_v, const Value* len_v, EvalS
     appendJsString(buf, src);
     s = buf;
   }
+  // JavaScript counts UTF-16 code units; map unit positions to UTF-8 byte offsets when the
+  // string is not plain ASCII (a 4-byte sequence is two units, as a surrogate pair).
   auto sub = [](std::string_view str, double start, const double* length) {
-    double size = static_cast<double>(str.size());
+    std::vector<std::size_t> offsets;
+    bool ascii = std::all_of(str.begin(), str.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+    if (!ascii) {
+      for (std::size_t i = 0; i < str.size();) {
+        unsigned char c = static_cast<unsigned char>(str[i]);
+        std::size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        offsets.push_back(i);
+        if (len == 4) offsets.push_back(i);
+        i += len;
+      }
+      offsets.push_back(str.size());
+    }
+    double size = ascii ? static_cast<double>(str.size()) : static_cast<double>(offsets.size() - 1);
     double from = start < 0 ? std::max(size + start, 0.0) : std::min(start, size);
     double len = length ? std::clamp(*length, 0.0, size - from) : size - from;
-    return str.substr(static_cast<std::size_t>(from), static_cast<std::size_t>(len));
+    auto f = static_cast<std::size_t>(from), l = static_cast<std::size_t>(len);
+    if (ascii) return str.substr(f, l);
+    return str.substr(offsets[f], offsets[f + l] - offsets[f]);
   };
   double start = start_v ? toInteger(toNumber(*start_v)) : 0;
   std::string_view out;
   if (len_v && toNumber(*len_v) < 0) {
+    // json-logic-js computes `temp.length + end`: with a string `end` that concatenates, and the
+    // resulting non-number length selects nothing.
+    if (len_v->isString()) return Value::string({});
     std::string_view tmp = sub(s, start, nullptr);
-    double keep = static_cast<double>(tmp.size()) + toInteger(toNumber(*len_v));
+    double units = 0;  // UTF-16 length of tmp
+    for (unsigned char c : tmp) units += (c & 0xC0) == 0x80 ? 0 : c >= 0xF0 ? 2 : 1;
+    double keep = units + toInteger(toNumber(*len_v));
     out = sub(tmp, 0, &keep);
   } else if (len_v) {
     double l = toInteger(toNumber(*len_v));
@@ -492,12 +513,19 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
       if (i < n.args.size()) return eval(n.args[i], data, st);
       return Value();
     }
-    case Op::kEq: return Value::boolean(looseEquals(evalArgsScalar(n, 0, data, st), evalArgsScalar(n, 1, data, st)));
-    case Op::kNe: return Value::boolean(!looseEquals(evalArgsScalar(n, 0, data, st), evalArgsScalar(n, 1, data, st)));
+    case Op::kEq:
+    case Op::kNe:
     case Op::kStrictEq:
-      return Value::boolean(strictEquals(evalArgsScalar(n, 0, data, st), evalArgsScalar(n, 1, data, st)));
-    case Op::kStrictNe:
-      return Value::boolean(!strictEquals(evalArgsScalar(n, 0, data, st), evalArgsScalar(n, 1, data, st)));
+    case Op::kStrictNe: {
+      // A missing operand is JavaScript's undefined: == treats it like null, === only matches
+      // another undefined.
+      Value a = evalArgsScalar(n, 0, data, st), b = evalArgsScalar(n, 1, data, st);
+      bool eq;
+      if (n.op == Op::kEq || n.op == Op::kNe) eq = looseEquals(a, b);
+      else if (n.args.size() < 2) eq = n.args.empty();
+      else eq = strictEquals(a, b);
+      return Value::boolean((n.op == Op::kEq || n.op == Op::kStrictEq) ? eq : !eq);
+    }
     case Op::kNot: return Value::boolean(!truthy(evalArgsScalar(n, 0, data, st)));
     case Op::kNotNot: return Value::boolean(truthy(evalArgsScalar(n, 0, data, st)));
     case Op::kOr:
@@ -512,6 +540,7 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
     case Op::kLt:
     case Op::kLe: {
       bool eq = n.op == Op::kLe;
+      if (n.args.size() < 2) return Value::boolean(false);  // compared with undefined: NaN
       Value a = evalArgsScalar(n, 0, data, st), b = evalArgsScalar(n, 1, data, st);
       if (n.args.size() == 3) {
         Value c = eval(n.args[2], data, st);
@@ -519,8 +548,10 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
       }
       return Value::boolean(jsLess(a, b, eq));
     }
-    case Op::kGt: return Value::boolean(jsLess(evalArgsScalar(n, 1, data, st), evalArgsScalar(n, 0, data, st), false));
-    case Op::kGe: return Value::boolean(jsLess(evalArgsScalar(n, 1, data, st), evalArgsScalar(n, 0, data, st), true));
+    case Op::kGt:
+    case Op::kGe:
+      if (n.args.size() < 2) return Value::boolean(false);
+      return Value::boolean(jsLess(eval(n.args[1], data, st), eval(n.args[0], data, st), n.op == Op::kGe));
     case Op::kMax:
     case Op::kMin: {
       bool is_max = n.op == Op::kMax;
@@ -551,18 +582,20 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
       return Value::number(a - toNumber(eval(n.args[1], data, st)));
     }
     case Op::kDiv:
-      return Value::number(toNumber(evalArgsScalar(n, 0, data, st)) / toNumber(evalArgsScalar(n, 1, data, st)));
-    case Op::kMod:
-      return Value::number(std::fmod(toNumber(evalArgsScalar(n, 0, data, st)), toNumber(evalArgsScalar(n, 1, data, st))));
+    case Op::kMod: {
+      // A missing operand is JavaScript's undefined, which converts to NaN (null would be 0).
+      if (n.args.size() < 2) return Value::number(std::numeric_limits<double>::quiet_NaN());
+      double a = toNumber(eval(n.args[0], data, st)), b = toNumber(eval(n.args[1], data, st));
+      return Value::number(n.op == Op::kDiv ? a / b : std::fmod(a, b));
+    }
     case Op::kMap:
     case Op::kFilter:
     case Op::kAll:
     case Op::kNone:
     case Op::kSome: {
       Value scoped = evalArgsScalar(n, 0, data, st);
-      std::uint32_t len = scoped.isArray() || scoped.isString() ? scoped.size : 0;
-      if (!scoped.isArray() && !(n.op == Op::kAll && scoped.isString())) len = 0;
-      auto item = [&](std::uint32_t i) { return scoped.isArray() ? scoped.arr[i] : Value::string(scoped.sv().substr(i, 1)); };
+      std::uint32_t len = scoped.isArray() ? scoped.size : 0;
+      auto item = [&](std::uint32_t i) { return scoped.arr[i]; };
       auto test = [&](const Value& v) { return n.args.size() > 1 ? eval(n.args[1], v, st) : Value(); };
       if (n.op == Op::kAll) {
         if (len == 0) return Value::boolean(false);
@@ -636,6 +669,7 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
       return stringValue(std::move(s), st);
     }
     case Op::kSubstr: {
+      if (n.args.empty()) return Value::string("undefined");
       Value src = evalArgsScalar(n, 0, data, st);
       Value start = evalArgsScalar(n, 1, data, st);
       Value len = n.args.size() > 2 ? eval(n.args[2], data, st) : Value();
