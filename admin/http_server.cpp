@@ -73,12 +73,26 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
       if (!self->res_->keep_alive()) {
         beast::error_code ignored;
         self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        self->linger();
         return;
       }
       self->read(false);
     });
   }
 
+  // Reads and discards what the client still sends (e.g. the rest of a refused body) for a
+  // short while, so closing does not reset the connection before it has read our answer.
+  void linger() {
+    stream_.expires_after(std::chrono::seconds(2));
+    buffer_.consume(buffer_.size());
+    stream_.async_read_some(buffer_.prepare(16 * 1024), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+      self->lingered_ += n;
+      if (ec || self->lingered_ > (8u << 20)) return;
+      self->linger();
+    });
+  }
+
+  std::size_t lingered_ = 0;
   const HttpServer& server_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;

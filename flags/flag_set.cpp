@@ -182,19 +182,23 @@ std::shared_ptr<const FlagSet> FlagSet::load(const std::vector<FlagSource>& sour
   simdjson::dom::parser parser;
   for (const auto& src : sources) {
     fp = fnv1a(fnv1a(fp, src.name), src.json);
-    const std::string prefix = src.name.empty() ? "" : src.name + ": ";
+    // A name ending in '.' is a path prefix ("flags." for a document inside Fledge's config);
+    // any other name is a file name, followed by ": ".
+    const bool is_path = !src.name.empty() && src.name.back() == '.';
+    const std::string prefix = src.name.empty() || is_path ? src.name : src.name + ": ";
+    const std::string whole = is_path ? src.name.substr(0, src.name.size() - 1) : src.name;
     simdjson::dom::element root;
     if (auto err = parser.parse(src.json).get(root); err) {
-      errors.push_back({src.name, std::string("invalid JSON: ") + simdjson::error_message(err)});
+      errors.push_back({whole, std::string("invalid JSON: ") + simdjson::error_message(err)});
       continue;
     }
     Value doc;
     if (!fromDom(root, set->pool_.arena(), doc, 256)) {
-      errors.push_back({src.name, "document nests too deeply"});
+      errors.push_back({whole, "document nests too deeply"});
       continue;
     }
     if (!doc.isObject()) {
-      errors.push_back({src.name, "a flagd flag definition must be a JSON object"});
+      errors.push_back({whole, "a flagd flag definition must be a JSON object"});
       continue;
     }
     const Value* flags = nullptr;

@@ -63,7 +63,9 @@ struct FlagSetError {
   std::string str() const { return path.empty() ? message : path + ": " + message; }
 };
 
-// One flagd document to load: its JSON text and a name for error messages ("" for inline).
+// One flagd document to load: its JSON text and a name for error messages: a file name
+// ("shop.json: flags.x.state: ..."), a path prefix ending in '.' ("flags." gives
+// "flags.flags.x.state: ..."), or "".
 struct FlagSource {
   std::string name;
   std::string json;

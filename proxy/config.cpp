@@ -1,5 +1,7 @@
 #include "proxy/config.hpp"
 
+#include "flags/flag_set.hpp"
+
 #include <simdjson.h>
 
 #include <algorithm>
@@ -170,10 +172,80 @@ void parseCluster(Walker& w, std::string_view name, element e, const std::string
   if (!has_endpoints && e.is_object()) w.error(path + ".endpoints", "is required");
 }
 
+// {"header": "x-user-id"} | {"cookie": "uid"} | {"query": "uid"}
+bool parseSource(Walker& w, element e, const std::string& path, ValueSource& out) {
+  int kinds = 0;
+  bool ok = w.object(e, path, {"header", "cookie", "query"}, [&](std::string_view key, element v, const std::string& sub) {
+    ++kinds;
+    if (!w.string(v, sub, out.name)) return;
+    if (out.name.empty()) w.error(sub, "must not be empty");
+    if (key == "header") {
+      out.kind = ValueSource::Kind::kHeader;
+      std::transform(out.name.begin(), out.name.end(), out.name.begin(), [](unsigned char c) { return std::tolower(c); });
+    } else {
+      out.kind = key == "cookie" ? ValueSource::Kind::kCookie : ValueSource::Kind::kQuery;
+    }
+  });
+  if (ok && kinds != 1) {
+    w.error(path, "must name exactly one of \"header\", \"cookie\" or \"query\"");
+    return false;
+  }
+  return ok;
+}
+
+void parseContextSpec(Walker& w, element e, const std::string& path, ContextSpec& spec) {
+  w.object(e, path, {"targeting_key", "attributes"}, [&](std::string_view key, element v, const std::string& sub) {
+    if (key == "targeting_key") {
+      w.array(v, sub, [&](element item, const std::string& ip, std::size_t) {
+        ValueSource src;
+        if (parseSource(w, item, ip, src)) spec.targeting_key.push_back(std::move(src));
+      });
+    } else {
+      w.object(v, sub, {}, [&](std::string_view name, element av, const std::string& ap) {
+        if (name == "targetingKey" || name == "request" || name.rfind("$flagd", 0) == 0) {
+          w.error(ap, "is reserved (targetingKey, request.* and $flagd.* are set by Fledge)");
+          return;
+        }
+        ValueSource src;
+        if (parseSource(w, av, ap, src)) spec.attributes.emplace_back(std::string(name), std::move(src));
+      });
+    }
+  });
+}
+
 void parseRoute(Walker& w, element e, const std::string& path, RouteConfig& r) {
   bool has_name = false, has_cluster = false;
-  w.object(e, path, {"name", "match", "cluster"}, [&](std::string_view key, element v, const std::string& sub) {
-    if (key == "name") {
+  w.object(e, path, {"name", "match", "cluster", "flags", "evaluation_context", "require_flag"},
+           [&](std::string_view key, element v, const std::string& sub) {
+    if (key == "flags") {
+      if (v.is_string()) {
+        std::string s;
+        w.string(v, sub, s);
+        if (s == "*") r.all_flags = true;
+        else w.error(sub, "must be \"*\" (all flags) or a list of flag keys");
+      } else {
+        w.array(v, sub, [&](element item, const std::string& ip, std::size_t) {
+          std::string k;
+          if (w.string(item, ip, k)) r.flags.push_back(std::move(k));
+        });
+      }
+    } else if (key == "evaluation_context") {
+      r.context.emplace();
+      parseContextSpec(w, v, sub, *r.context);
+    } else if (key == "require_flag") {
+      RequireFlag rf;
+      bool has_flag = false, has_variant = false;
+      w.object(v, sub, {"flag", "variant", "status"}, [&](std::string_view rk, element rv, const std::string& rp) {
+        if (rk == "flag") has_flag = w.string(rv, rp, rf.flag);
+        else if (rk == "variant") has_variant = w.string(rv, rp, rf.variant);
+        else w.uint(rv, rp, 200, 599, rf.status);
+      });
+      if (v.is_object()) {
+        if (!has_flag) w.error(sub + ".flag", "is required");
+        if (!has_variant) w.error(sub + ".variant", "is required");
+      }
+      r.require_flag = std::move(rf);
+    } else if (key == "name") {
       has_name = w.string(v, sub, r.name);
       if (has_name && !validName(r.name)) w.error(sub, kNameRule);
     } else if (key == "cluster") {
@@ -238,8 +310,9 @@ const ClusterConfig* Config::findCluster(std::string_view name) const {
   return nullptr;
 }
 
-ConfigResult parseConfig(std::string_view json) {
+ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
   ConfigResult result;
+  std::vector<flags::FlagSource> flag_sources;
   simdjson::dom::parser parser;
   simdjson::padded_string padded(json);
   element root;
@@ -252,7 +325,8 @@ ConfigResult parseConfig(std::string_view json) {
   Config cfg;
   bool has_listeners = false;
   w.object(root, "",
-           {"listeners", "workers", "admin", "timeouts", "limits", "clusters", "routes", "log_level"},
+           {"listeners", "workers", "admin", "timeouts", "limits", "clusters", "routes", "log_level", "flags",
+            "flag_files", "evaluation_context", "ofrep"},
            [&](std::string_view key, element v, const std::string& path) {
              if (key == "listeners") {
                has_listeners = true;
@@ -311,6 +385,37 @@ ConfigResult parseConfig(std::string_view json) {
                  parseCluster(w, name, cv, cp, c);
                  cfg.clusters.push_back(std::move(c));
                });
+             } else if (key == "flags") {
+               if (!v.is_object()) w.error(path, "must be a flagd flag definition object ({\"flags\": {...}})");
+               else flag_sources.push_back({"flags.", simdjson::minify(v)});
+             } else if (key == "flag_files") {
+               w.array(v, path, [&](element item, const std::string& ip, std::size_t) {
+                 std::string file;
+                 if (!w.string(item, ip, file)) return;
+                 std::string full = !file.empty() && file[0] == '/' ? file : base_dir + "/" + file;
+                 std::ifstream in(full, std::ios::binary);
+                 if (!in) {
+                   w.error(ip, "cannot read flag file \"" + full + "\"");
+                   return;
+                 }
+                 std::stringstream ss;
+                 ss << in.rdbuf();
+                 flag_sources.push_back({ip + " (" + file + ")", ss.str()});
+               });
+             } else if (key == "evaluation_context") {
+               parseContextSpec(w, v, path, cfg.context);
+             } else if (key == "ofrep") {
+               w.object(v, path, {"enabled", "listen", "tokens_file"}, [&](std::string_view ok, element ov, const std::string& op) {
+                 if (ok == "enabled") {
+                   bool b = true;
+                   if (ov.get_bool().get(b) != simdjson::SUCCESS) w.error(op, "must be a boolean");
+                   cfg.ofrep.enabled = b;
+                 } else if (ok == "listen") {
+                   w.hostPort(ov, op, cfg.ofrep.listen, true);
+                 } else {
+                   w.string(ov, op, cfg.ofrep.tokens_file);
+                 }
+               });
              } else if (key == "routes") {
                w.array(v, path, [&](element item, const std::string& rp, std::size_t) {
                  RouteConfig r;
@@ -342,6 +447,28 @@ ConfigResult parseConfig(std::string_view json) {
     else r.cluster_index = static_cast<std::size_t>(it - cfg.clusters.begin());
   }
 
+  // Flags: the inline document first, then each file; a bad file never half-loads.
+  {
+    std::vector<flags::FlagSetError> ferrs;
+    auto set = flags::FlagSet::load(flag_sources, ferrs);
+    for (auto& e : ferrs) w.error(e.path, e.message);
+    cfg.flag_set = set;
+  }
+  for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+    auto& r = cfg.routes[i];
+    std::string rp = "routes[" + std::to_string(i) + "]";
+    if (!cfg.flag_set) continue;
+    for (std::size_t j = 0; j < r.flags.size(); ++j)
+      if (!cfg.flag_set->find(r.flags[j]))
+        w.error(rp + ".flags[" + std::to_string(j) + "]", "unknown flag \"" + r.flags[j] + "\"");
+    if (r.require_flag && !r.require_flag->flag.empty()) {
+      const flags::Flag* f = cfg.flag_set->find(r.require_flag->flag);
+      if (!f) w.error(rp + ".require_flag.flag", "unknown flag \"" + r.require_flag->flag + "\"");
+      else if (!r.require_flag->variant.empty() && !f->findVariant(r.require_flag->variant))
+        w.error(rp + ".require_flag.variant", "flag \"" + f->key + "\" has no variant \"" + r.require_flag->variant + "\"");
+    }
+  }
+
   result.errors = std::move(w.errors);
   if (result.errors.empty()) result.config = std::move(cfg);
   return result;
@@ -356,7 +483,8 @@ ConfigResult loadConfigFile(const std::string& path) {
   }
   std::stringstream ss;
   ss << in.rdbuf();
-  return parseConfig(ss.str());
+  auto slash = path.rfind('/');
+  return parseConfig(ss.str(), slash == std::string::npos ? "." : path.substr(0, slash));
 }
 
 }  // namespace fledge::proxy

@@ -3,10 +3,15 @@
 // Parsing never throws; every problem is reported with its field path.
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace fledge::flags {
+class FlagSet;
+}
 
 namespace fledge::proxy {
 
@@ -31,12 +36,34 @@ struct ClusterConfig {
   std::chrono::milliseconds eject_time{2'000};  // an endpoint that refused stays skipped this long
 };
 
+// Where a request value comes from: a header (name lowercased), a cookie or a query parameter.
+struct ValueSource {
+  enum class Kind { kHeader, kCookie, kQuery } kind = Kind::kHeader;
+  std::string name;
+};
+
+// How the flag evaluation context is built from a request.
+struct ContextSpec {
+  std::vector<ValueSource> targeting_key;  // first source present wins
+  std::vector<std::pair<std::string, ValueSource>> attributes;
+};
+
+struct RequireFlag {
+  std::string flag;
+  std::string variant;
+  unsigned status = 404;
+};
+
 struct RouteConfig {
   std::string name;
   std::string host;  // empty = any; "*.example.com" matches subdomains; compared case-insensitively
   std::string path_prefix;  // empty = any
   std::string cluster;
   std::size_t cluster_index = 0;  // resolved by validation
+  bool all_flags = false;          // "flags": "*"
+  std::vector<std::string> flags;  // flag keys to evaluate and pass upstream in x-fledge-flags
+  std::optional<ContextSpec> context;  // replaces the global evaluation_context when set
+  std::optional<RequireFlag> require_flag;
 };
 
 struct ListenerConfig {
@@ -65,6 +92,12 @@ struct AdminConfig {
   HostPort listen{"127.0.0.1", 9901};
 };
 
+struct OfrepConfig {
+  bool enabled = true;
+  HostPort listen{"127.0.0.1", 8016};
+  std::string tokens_file;  // one token per line; also FLEDGE_OFREP_TOKENS (comma-separated)
+};
+
 struct Config {
   std::vector<ListenerConfig> listeners;
   unsigned workers = 0;  // 0 = number of cores
@@ -74,6 +107,9 @@ struct Config {
   std::vector<ClusterConfig> clusters;
   std::vector<RouteConfig> routes;
   std::string log_level = "info";
+  ContextSpec context;                                  // evaluation_context
+  std::shared_ptr<const flags::FlagSet> flag_set;       // "flags" + "flag_files", compiled
+  OfrepConfig ofrep;
 
   const ClusterConfig* findCluster(std::string_view name) const;
 };
@@ -90,7 +126,8 @@ struct ConfigResult {
   bool ok() const { return config.has_value(); }
 };
 
-ConfigResult parseConfig(std::string_view json);
+// `base_dir` resolves relative flag_files paths.
+ConfigResult parseConfig(std::string_view json, const std::string& base_dir = ".");
 ConfigResult loadConfigFile(const std::string& path);
 
 }  // namespace fledge::proxy

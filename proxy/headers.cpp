@@ -127,6 +127,7 @@ void appendRequestHead(std::string& out, const Head& head, const RequestHeadInfo
     // Rewritten below: X-Forwarded-For and Via keep earlier hops' values, in order, on one line.
     if (f.id == http::field::via) continue;
     if (f.id == http::field::unknown) {
+      if (f.name.size() > 9 && iequals(f.name.substr(0, 9), "x-fledge-")) continue;
       if (iequals(f.name, "x-forwarded-for") || iequals(f.name, "x-forwarded-proto") ||
           iequals(f.name, "x-forwarded-host"))
         continue;
@@ -135,6 +136,7 @@ void appendRequestHead(std::string& out, const Head& head, const RequestHeadInfo
     appendField(out, f.name, f.value);
   }
   appendFraming(out, head, info.framing, info.content_length);
+  out.append(info.extra);
   out.append("X-Forwarded-For: ");
   appendJoined(out, head, "x-forwarded-for");
   out.append(info.forward.client_ip);

@@ -30,6 +30,7 @@ struct RequestHeadInfo {
   Framing framing = Framing::kNone;
   std::uint64_t content_length = 0;
   ForwardInfo forward;
+  std::string_view extra;  // complete header lines Fledge adds ("x-fledge-flags: ...\r\n")
 };
 
 struct ResponseHeadInfo {
@@ -45,8 +46,8 @@ struct ResponseHeadInfo {
 // Trailer, Upgrade, Proxy-*. (Content-Length and Transfer-Encoding are re-framed separately.)
 bool isHopByHop(const Head& head, const Head::Field& f);
 
-// Appends an HTTP/1.1 upstream request head: the client's fields minus hop-by-hop ones and
-// Expect, then framing, X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host, Via
+// Appends an HTTP/1.1 upstream request head: the client's fields minus hop-by-hop ones, Expect
+// and every x-fledge-* field (only Fledge may set those), then framing, `extra`, X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host, Via
 // (appended), and X-Request-Id when absent.
 void appendRequestHead(std::string& out, const Head& head, const RequestHeadInfo& info);
 

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "admin/http_server.hpp"
+#include "admin/ofrep.hpp"
 #include "proxy/config.hpp"
 #include "proxy/echo_upstream.hpp"
 #include "proxy/log.hpp"
@@ -83,6 +84,31 @@ int run(const std::string& path) {
     return 1;
   }
 
+  // OFREP on its own listener and thread, so SDK traffic never queues behind the admin API.
+  std::unique_ptr<admin::HttpServer> ofrep_server;
+  std::unique_ptr<admin::OfrepService> ofrep;
+  boost::asio::ip::tcp::endpoint ofrep_ep;
+  if (snap->config.ofrep.enabled) {
+    std::vector<std::string> tokens;
+    if (!admin::loadTokens(snap->config.ofrep.tokens_file, "FLEDGE_OFREP_TOKENS", tokens, err)) {
+      log::error("cannot start OFREP", {{"error", err}});
+      return 1;
+    }
+    auto flag_set = snap->config.flag_set;
+    ofrep = std::make_unique<admin::OfrepService>([flag_set] { return flag_set; }, std::move(tokens));
+    ofrep_server = std::make_unique<admin::HttpServer>();
+    ofrep->install(*ofrep_server);
+    err = proxy::resolveHostPort(snap->config.ofrep.listen, ofrep_ep);
+    if (err.empty()) {
+      ofrep_ep = ofrep_server->listen(ofrep_ep, ec);
+      if (ec) err = ec.message();
+    }
+    if (!err.empty()) {
+      log::error("cannot start OFREP listener", {{"address", snap->config.ofrep.listen.str()}, {"error", err}});
+      return 1;
+    }
+  }
+
   // Signals are taken on this thread; workers never see them.
   boost::asio::io_context main_ioc;
   boost::asio::signal_set signals(main_ioc, SIGTERM, SIGINT);
@@ -93,10 +119,13 @@ int run(const std::string& path) {
 
   server->start();
   admin.start();
+  if (ofrep_server) ofrep_server->start();
   for (std::size_t i = 0; i < server->endpoints().size(); ++i)
     log::info("listening", {{"listener", snap->config.listeners[i].name}, {"address", addressString(server->endpoints()[i])}});
   log::info("admin listening", {{"address", addressString(admin_ep)}});
+  if (ofrep_server) log::info("ofrep listening", {{"address", addressString(ofrep_ep)}});
   log::info("started", {{"workers", std::to_string(server->workerCount())},
+                        {"flags", std::to_string(snap->config.flag_set ? snap->config.flag_set->flags().size() : 0)},
                         {"routes", std::to_string(snap->config.routes.size())},
                         {"clusters", std::to_string(snap->config.clusters.size())}});
   ready = true;
@@ -107,6 +136,7 @@ int run(const std::string& path) {
   bool clean = server->drainAndJoin(snap->config.timeouts.drain);
   if (!clean) log::warn("drain time exceeded; remaining connections closed");
   admin.stop();
+  if (ofrep_server) ofrep_server->stop();
   log::info("stopped", {{"clean", clean ? "true" : "false"}});
   return 0;
 }

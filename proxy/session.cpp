@@ -9,7 +9,9 @@
 
 #include <charconv>
 #include <cstring>
+#include <ctime>
 
+#include "proxy/flag_context.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/log.hpp"
 
@@ -40,7 +42,8 @@ const char* reasonFor(unsigned status) {
     case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
   }
-  return "Error";
+  auto r = http::obsolete_reason(static_cast<http::status>(status));
+  return r.empty() ? "Error" : r.data();  // Beast's reason strings are NUL-terminated literals
 }
 
 bool isPeerGone(const boost::system::error_code& ec) {
@@ -216,6 +219,31 @@ void Session::onHeader() {
   if (!route) return reply(404, "no route", !keep_alive_ || request_has_body_);
   cluster_ = snap_->config.routes[*route].cluster_index;
 
+  // Flags: evaluated on a context built from this request; results go upstream in one header.
+  flags_header_.clear();
+  const RouteFlags& rf = snap_->route_flags[*route];
+  if (rf.active()) {
+    const flags::FlagSet& set = *snap_->config.flag_set;
+    flags::Arena& arena = w_.contextArena();
+    arena.reset();
+    flags::Value ctx = buildContext(*rf.context, RequestView{head, target, head.startA(), host, client_ip_}, arena);
+    const std::int64_t now = std::time(nullptr);
+    if (rf.require) {
+      flags::Evaluation ev = set.evaluate(*rf.require, ctx, w_.evalScratch(), now);
+      if (!ev.variant || ev.variant->name != rf.require_variant)
+        return reply(rf.require_status, "not available", !keep_alive_ || request_has_body_);
+    }
+    for (const flags::Flag* f : rf.flags) {
+      flags::Evaluation ev = set.evaluate(*f, ctx, w_.evalScratch(), now);
+      if (!ev.variant) continue;  // disabled, no default, or an error: nothing to pass on
+      flags_header_.append(flags_header_.empty() ? "x-fledge-flags: " : ", ");
+      flags_header_.append(f->key);
+      flags_header_.push_back('=');
+      flags_header_.append(ev.variant->name);
+    }
+    if (!flags_header_.empty()) flags_header_.append("\r\n");
+  }
+
   char rid[32];
   w_.newRequestId(rid);
   RequestHeadInfo info;
@@ -224,6 +252,7 @@ void Session::onHeader() {
   if (req_->chunked()) info.framing = Framing::kChunked;
   else if (content_length) info.framing = Framing::kLength, info.content_length = *content_length;
   info.forward = ForwardInfo{client_ip_, "http", std::string_view(rid, sizeof rid)};
+  info.extra = flags_header_;
   out_head_.clear();
   appendRequestHead(out_head_, head, info);
   out_framing_ = info.framing;

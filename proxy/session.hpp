@@ -89,6 +89,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   BodySink sink_;
   std::optional<HeadParser<true>> req_;
   std::optional<HeadParser<false>> res_;
+  std::string flags_header_;  // "x-fledge-flags: ...\r\n" for the current request
   std::string out_head_;  // the head to send with the next body piece
   bool head_pending_ = false;
   Framing out_framing_ = Framing::kNone;

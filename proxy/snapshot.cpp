@@ -3,6 +3,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 
+#include <algorithm>
+
 namespace fledge::proxy {
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -46,6 +48,27 @@ std::shared_ptr<const Snapshot> Snapshot::create(Config config, std::string& err
       rc.names.push_back(cc.endpoints[ei].str());
     }
     snap->clusters.push_back(std::move(rc));
+  }
+  const auto* set = snap->config.flag_set.get();
+  for (const auto& r : snap->config.routes) {
+    RouteFlags rf;
+    rf.context = r.context ? &*r.context : &snap->config.context;
+    if (set) {
+      if (r.all_flags) {
+        for (const auto& f : set->flags()) rf.flags.push_back(&f);
+      } else {
+        for (const auto& key : r.flags)
+          if (const auto* f = set->find(key)) rf.flags.push_back(f);
+        std::sort(rf.flags.begin(), rf.flags.end(), [](auto* a, auto* b) { return a->key < b->key; });
+        rf.flags.erase(std::unique(rf.flags.begin(), rf.flags.end()), rf.flags.end());
+      }
+      if (r.require_flag) {
+        rf.require = set->find(r.require_flag->flag);
+        rf.require_variant = r.require_flag->variant;
+        rf.require_status = r.require_flag->status;
+      }
+    }
+    snap->route_flags.push_back(std::move(rf));
   }
   return snap;
 }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "flags/flag_set.hpp"
 #include "proxy/config.hpp"
 #include "proxy/router.hpp"
 
@@ -18,10 +19,21 @@ struct ResolvedCluster {
   std::vector<std::string> names;  // "host:port" as configured, for logs
 };
 
+// What a route evaluates per request, resolved against the flag set.
+struct RouteFlags {
+  std::vector<const flags::Flag*> flags;  // sorted by key, for x-fledge-flags
+  const ContextSpec* context = nullptr;   // the route's, else the global one
+  const flags::Flag* require = nullptr;
+  std::string_view require_variant;
+  unsigned require_status = 404;
+  bool active() const { return !flags.empty() || require; }
+};
+
 struct Snapshot {
   Config config;
   RouteTable routes;
   std::vector<ResolvedCluster> clusters;  // index-aligned with config.clusters
+  std::vector<RouteFlags> route_flags;    // index-aligned with config.routes
 
   explicit Snapshot(Config c) : config(std::move(c)), routes(config.routes) {}
 

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "flags/flag_set.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
 
@@ -54,6 +55,9 @@ class Worker {
   void newRequestId(char out[32]);
 
   std::size_t sessionCount() const { return session_count_; }
+  // Scratch for flag evaluation; requests on one worker run one at a time between awaits.
+  flags::EvalScratch& evalScratch() { return eval_scratch_; }
+  flags::Arena& contextArena() { return context_arena_; }
 
  private:
   friend class Session;
@@ -67,6 +71,8 @@ class Worker {
   boost::intrusive::list<Session, boost::intrusive::base_hook<SessionHook>, boost::intrusive::constant_time_size<false>>
       sessions_;
   std::size_t session_count_ = 0;
+  flags::EvalScratch eval_scratch_;
+  flags::Arena context_arena_;
   std::uint64_t rng_state_;
   bool draining_ = false;
   std::chrono::milliseconds sweep_interval_;

@@ -139,7 +139,9 @@ std::string writeTempFile(const std::string& content, const std::string& suffix)
 std::string config(const std::string& clusters_json, const std::string& routes_json, const std::string& extra) {
   std::string c = R"({"listeners":[{"name":"main","address":"127.0.0.1:0"}],)" +
                   std::string(extra.find("\"workers\"") == std::string::npos ? R"("workers":2,)" : "") +
-                  R"("admin":{"listen":"127.0.0.1:0"},"clusters":)" +
+                  R"("admin":{"listen":"127.0.0.1:0"},)" +
+                  std::string(extra.find("\"ofrep\"") == std::string::npos ? R"("ofrep":{"listen":"127.0.0.1:0"},)" : "") +
+                  R"("clusters":)" +
                   clusters_json + R"(,"routes":)" + routes_json;
   if (!extra.empty()) c += "," + extra;
   return c + "}";
@@ -153,6 +155,7 @@ Fledge::Fledge(const std::string& config_json) {
   }
   port_ = portFromLog(proc_->log(), "listening");
   admin_port_ = portFromLog(proc_->log(), "admin listening");
+  ofrep_port_ = portFromLog(proc_->log(), "ofrep listening");
 }
 
 Fledge::~Fledge() {

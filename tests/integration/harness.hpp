@@ -78,13 +78,14 @@ class Fledge {
   ~Fledge();
   std::uint16_t port() const { return port_; }
   std::uint16_t adminPort() const { return admin_port_; }
+  std::uint16_t ofrepPort() const { return ofrep_port_; }
   Process& process() { return *proc_; }
   const std::string& configPath() const { return config_path_; }
 
  private:
   std::string config_path_;
   std::unique_ptr<Process> proc_;
-  std::uint16_t port_ = 0, admin_port_ = 0;
+  std::uint16_t port_ = 0, admin_port_ = 0, ofrep_port_ = 0;
 };
 
 std::string writeTempFile(const std::string& content, const std::string& suffix = ".json");
