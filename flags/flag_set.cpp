@@ -90,6 +90,18 @@ std::string mergeMetadata(const Value* base, const Value* over) {
   return out + "}";
 }
 
+void indexLiteralVariants(const Node& n, Flag& flag) {
+  auto add = [&](const Value& v) {
+    if (!v.isString()) return;
+    for (std::size_t i = 0; i < flag.variants.size(); ++i)
+      if (flag.variants[i].name == v.sv()) flag.literal_variants.emplace_back(v.str, static_cast<int>(i));
+  };
+  if (n.op == Op::kLiteral) add(n.literal);
+  if (n.fractional)
+    for (const auto& v : n.fractional->variants) add(v);
+  for (const auto& c : n.args) indexLiteralVariants(c, flag);
+}
+
 void loadFlag(std::string_view key, const Value& def, const Value* set_metadata, const Evaluators& evaluators,
               ConstPool& pool, const std::string& path, std::vector<Flag>& out, std::vector<FlagSetError>& errors) {
   std::size_t before = errors.size();
@@ -164,8 +176,10 @@ void loadFlag(std::string_view key, const Value& def, const Value* set_metadata,
       errors.push_back({path + ".targeting", "must be a JsonLogic object"});
     } else if (targeting->size != 0) {  // {} means no targeting
       std::vector<LogicError> logic_errors;
-      if (compileLogic(*targeting, evaluators, pool, path + ".targeting", flag.targeting, logic_errors))
+      if (compileLogic(*targeting, evaluators, pool, path + ".targeting", flag.targeting, logic_errors)) {
         flag.has_targeting = true;
+        indexLiteralVariants(flag.targeting, flag);
+      }
       for (auto& e : logic_errors) errors.push_back({std::move(e.path), std::move(e.message)});
     }
   }
@@ -248,6 +262,24 @@ const Flag* FlagSet::find(std::string_view key) const {
   return it != flags_.end() && it->key == key ? &*it : nullptr;
 }
 
+namespace {
+
+// A targeting result that is not a known constant: flagd uses String(result) as the variant
+// name (true -> "true", 1 -> "1"). Out of line: it may format into a string.
+[[gnu::noinline]] const Variant* variantByValue(const Flag& flag, const Value& result) {
+  std::string tmp;
+  std::string_view name;
+  switch (result.type) {
+    case Type::kString: name = result.sv(); break;
+    case Type::kBool: name = result.b ? "true" : "false"; break;
+    case Type::kNumber: appendJsNumber(tmp, result.num), name = tmp; break;
+    default: appendJsString(tmp, result), name = tmp;
+  }
+  return flag.findVariant(name);
+}
+
+}  // namespace
+
 Evaluation FlagSet::evaluate(const Flag& flag, const Value& context, EvalScratch& scratch, std::int64_t now) const {
   Evaluation r;
   if (!flag.enabled) {
@@ -255,42 +287,34 @@ Evaluation FlagSet::evaluate(const Flag& flag, const Value& context, EvalScratch
     return r;
   }
   const Variant* chosen = flag.default_variant >= 0 ? &flag.variants[static_cast<std::size_t>(flag.default_variant)] : nullptr;
-  if (!flag.has_targeting) {
-    r.reason = Reason::kStatic;
-  } else {
-    scratch.arena.reset();
+  r.reason = Reason::kStatic;
+  if (flag.has_targeting) {
+    if (scratch.arena.used()) scratch.arena.reset();
     EvalState st;
     st.root = &context;
     st.flag_key = flag.key;
     st.timestamp = now;
     st.arena = &scratch.arena;
-    Value result = flags::evaluate(flag.targeting, st);
+    const Value result = flags::evaluate(flag.targeting, st);
     if (result.isNull()) {
       r.reason = Reason::kDefault;
     } else {
-      // flagd uses String(result) as the variant name: true -> "true", 1 -> "1".
-      std::string_view name;
-      std::string tmp;
-      switch (result.type) {
-        case Type::kString: name = result.sv(); break;
-        case Type::kBool: name = result.b ? "true" : "false"; break;
-        case Type::kNumber: {
-          appendJsNumber(tmp, result.num);
-          name = tmp;
-          break;
-        }
-        default:
-          appendJsString(tmp, result);
-          name = tmp;
-      }
-      chosen = flag.findVariant(name);
       r.reason = Reason::kTargetingMatch;
-      if (!chosen) {
+      const Variant* hit = nullptr;
+      if (result.isString())
+        for (const auto& [ptr, idx] : flag.literal_variants)
+          if (ptr == result.str && flag.variants[static_cast<std::size_t>(idx)].name.size() == result.size) {
+            hit = &flag.variants[static_cast<std::size_t>(idx)];
+            break;
+          }
+      if (!hit) hit = variantByValue(flag, result);
+      if (!hit) {
         r.reason = Reason::kError;
         r.error = ErrorCode::kGeneral;
         r.detail = "targeting returned a variant that is not defined";
         return r;
       }
+      chosen = hit;
     }
   }
   if (!chosen) r.reason = Reason::kDefault;  // defaultVariant null: the client's code default applies

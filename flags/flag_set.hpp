@@ -36,10 +36,13 @@ struct Flag {
   bool has_targeting = false;
   Node targeting;
   std::string metadata_json;  // flag-set metadata overlaid with the flag's own, as a JSON object
+  // Constant strings in the targeting that name a variant, by address: a rule returning one of
+  // them resolves its variant with a pointer compare.
+  std::vector<std::pair<const char*, int>> literal_variants;
 
   const Variant* findVariant(std::string_view name) const {
     for (const auto& v : variants)
-      if (v.name == name) return &v;
+      if (shortEquals(v.name, name)) return &v;
     return nullptr;
   }
 };

@@ -75,13 +75,6 @@ Value copyInto(const Value& v, Arena& arena) {
 
 }  // namespace
 
-struct FractionalPlan {
-  bool valid = true;
-  std::vector<Value> variants;
-  std::vector<std::uint64_t> weights;
-  std::uint64_t total = 0;
-};
-
 namespace {
 
 // Reads one bucket entry [variant, weight?] the way flagd-core's toBucketingList does.
@@ -118,10 +111,13 @@ bool compileNode(const Value& logic, const Evaluators& evaluators, ConstPool& po
                  std::vector<LogicError>& errors, int depth);
 
 // After compiling an operator, replace it by its value when every operand is a constant.
+void finalize(Node& n);
+
 void fold(Node& n, ConstPool& pool) {
   if (!foldable(n.op)) return;
   for (const auto& a : n.args)
     if (a.op != Op::kLiteral) return;
+  finalize(n);
   Arena scratch;
   EvalState st;
   Value empty = Value::object(nullptr, 0);
@@ -257,28 +253,13 @@ Value eval(const Node& n, const Value& data, EvalState& st);
 
 const Value kNull;
 
-Value lookupSegment(const Value& cur, std::string_view seg) {
-  if (cur.isObject()) {
-    const Value* v = cur.get(seg);
-    return v ? *v : Value();
-  }
-  if (cur.isArray()) {
-    std::size_t idx = 0;
-    auto [p, ec] = std::from_chars(seg.data(), seg.data() + seg.size(), idx);
-    if (ec != std::errc{} || p != seg.data() + seg.size() || idx >= cur.size) return Value();
-    return cur.arr[idx];
-  }
-  return Value();
-}
+template <typename Segments>
+Value resolvePath(const Value& data, const Segments& segs, const Value& not_found, EvalState& st);
 
-bool hasSegment(const Value& cur, std::string_view seg) {
-  if (cur.isObject()) return cur.get(seg) != nullptr;
-  if (cur.isArray()) {
-    std::size_t idx = 0;
-    auto [p, ec] = std::from_chars(seg.data(), seg.data() + seg.size(), idx);
-    return ec == std::errc{} && p == seg.data() + seg.size() && idx < cur.size;
-  }
-  return false;
+// Operands are mostly constants and plain `var`s: resolve those without a dispatch.
+inline Value ev(const Node& c, const Value& data, EvalState& st) {
+  if (c.op == Op::kLiteral) return c.literal;
+  return c.fn(c, data, st);
 }
 
 Value flagdObject(EvalState& st) {
@@ -288,22 +269,36 @@ Value flagdObject(EvalState& st) {
   return Value::object(m, 2);
 }
 
+// One step of a var path: an object member or an array index; nullptr when absent.
+const Value* step(const Value& cur, std::string_view seg) {
+  if (cur.isObject()) return cur.get(seg);
+  if (cur.isArray()) {
+    std::size_t idx = 0;
+    auto [p, ec] = std::from_chars(seg.data(), seg.data() + seg.size(), idx);
+    if (ec != std::errc{} || p != seg.data() + seg.size() || idx >= cur.size) return nullptr;
+    return &cur.arr[idx];
+  }
+  return nullptr;
+}
+
 // json-logic-js var: walks the path; a missing step yields the default (or null).
 template <typename Segments>
 Value resolvePath(const Value& data, const Segments& segs, const Value& not_found, EvalState& st) {
-  Value cur = data;
+  const Value* cur = &data;
+  Value flagd;
   bool first = true;
   for (std::string_view seg : segs) {
-    if (cur.isNull()) return not_found;
-    if (first && &data == st.root && seg == "$flagd" && !data.get("$flagd")) {
-      cur = flagdObject(st);
-    } else {
-      if (!hasSegment(cur, seg)) return not_found;
-      cur = lookupSegment(cur, seg);
+    if (cur->isNull()) return not_found;
+    const Value* next = step(*cur, seg);
+    if (!next && first && &data == st.root && seg == "$flagd") {
+      flagd = flagdObject(st);
+      next = &flagd;
     }
+    if (!next) return not_found;
+    cur = next;
     first = false;
   }
-  return cur;
+  return *cur;
 }
 
 struct DynamicSegments {
@@ -341,6 +336,14 @@ Value stringValue(std::string&& s, EvalState& st) { return Value::string(st.aren
 
 // JavaScript's abstract relational comparison: `a < b` (strict) or `a <= b`.
 bool jsLess(const Value& a, const Value& b, bool or_equal) {
+  if (a.isNumber() && b.isNumber()) return or_equal ? a.num <= b.num : a.num < b.num;  // NaN: false
+  if (a.isString() && b.isString()) return or_equal ? !(b.sv() < a.sv()) : a.sv() < b.sv();
+  if ((a.isNumber() || a.isString() || a.isNull() || a.type == Type::kBool) &&
+      (b.isNumber() || b.isString() || b.isNull() || b.type == Type::kBool)) {
+    double x = toNumber(a), y = toNumber(b);
+    if (std::isnan(x) || std::isnan(y)) return false;
+    return or_equal ? x <= y : x < y;
+  }
   auto prim = [](const Value& v, std::string& buf) -> Value {
     if (v.isArray() || v.isObject()) {
       appendJsString(buf, v);
@@ -457,41 +460,43 @@ Value fractionalEval(const Node& n, const Value& data, EvalState& st) {
 }
 
 Value evalArgsScalar(const Node& n, std::size_t i, const Value& data, EvalState& st) {
-  return i < n.args.size() ? eval(n.args[i], data, st) : Value();
+  return i < n.args.size() ? ev(n.args[i], data, st) : Value();
 }
 
-Value eval(const Node& n, const Value& data, EvalState& st) {
+// The general evaluator: every operator, with whatever locals it needs. Kept out of line so the
+// hot path below has a small frame.
+[[gnu::noinline]] Value evalSlow(const Node& n, const Value& data, EvalState& st) {
   switch (n.op) {
     case Op::kLiteral: return n.literal;
     case Op::kArray: {
       Value* items = st.arena->allocArray<Value>(n.args.size());
-      for (std::size_t i = 0; i < n.args.size(); ++i) items[i] = eval(n.args[i], data, st);
+      for (std::size_t i = 0; i < n.args.size(); ++i) items[i] = ev(n.args[i], data, st);
       return Value::array(items, n.args.size());
     }
     case Op::kFlagKey: return Value::string(st.flag_key);
     case Op::kTimestamp: return Value::number(static_cast<double>(st.timestamp));
     case Op::kVar: {
-      Value not_found = n.args.size() > 1 ? eval(n.args[1], data, st) : Value();
+      Value not_found = n.args.size() > 1 ? ev(n.args[1], data, st) : Value();
       if (n.whole_data) return data;
       if (!n.path.empty()) return resolvePath(data, n.path, not_found, st);
-      return varDynamic(eval(n.args[0], data, st), data, not_found, st);
+      return varDynamic(ev(n.args[0], data, st), data, not_found, st);
     }
     case Op::kMissing:
     case Op::kMissingSome: {
       std::size_t need = 0;
       Value keys;
       if (n.op == Op::kMissingSome) {
-        need = static_cast<std::size_t>(std::max(0.0, toNumber(eval(n.args[0], data, st))));
-        keys = eval(n.args[1], data, st);
+        need = static_cast<std::size_t>(std::max(0.0, toNumber(ev(n.args[0], data, st))));
+        keys = ev(n.args[1], data, st);
         if (!keys.isArray()) keys = Value::array(nullptr, 0);
       } else if (!n.args.empty()) {
-        Value a0 = eval(n.args[0], data, st);
+        Value a0 = ev(n.args[0], data, st);
         if (a0.isArray()) {
           keys = a0;
         } else {
           Value* items = st.arena->allocArray<Value>(n.args.size());
           items[0] = a0;
-          for (std::size_t i = 1; i < n.args.size(); ++i) items[i] = eval(n.args[i], data, st);
+          for (std::size_t i = 1; i < n.args.size(); ++i) items[i] = ev(n.args[i], data, st);
           keys = Value::array(items, n.args.size());
         }
       } else {
@@ -509,8 +514,8 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
     case Op::kIf: {
       std::size_t i = 0;
       for (; i + 1 < n.args.size(); i += 2)
-        if (truthy(eval(n.args[i], data, st))) return eval(n.args[i + 1], data, st);
-      if (i < n.args.size()) return eval(n.args[i], data, st);
+        if (truthy(ev(n.args[i], data, st))) return ev(n.args[i + 1], data, st);
+      if (i < n.args.size()) return ev(n.args[i], data, st);
       return Value();
     }
     case Op::kEq:
@@ -532,7 +537,7 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
     case Op::kAnd: {
       Value cur;
       for (const auto& a : n.args) {
-        cur = eval(a, data, st);
+        cur = ev(a, data, st);
         if (truthy(cur) == (n.op == Op::kOr)) return cur;
       }
       return cur;
@@ -543,7 +548,7 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
       if (n.args.size() < 2) return Value::boolean(false);  // compared with undefined: NaN
       Value a = evalArgsScalar(n, 0, data, st), b = evalArgsScalar(n, 1, data, st);
       if (n.args.size() == 3) {
-        Value c = eval(n.args[2], data, st);
+        Value c = ev(n.args[2], data, st);
         return Value::boolean(jsLess(a, b, eq) && jsLess(b, c, eq));
       }
       return Value::boolean(jsLess(a, b, eq));
@@ -551,7 +556,7 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
     case Op::kGt:
     case Op::kGe:
       if (n.args.size() < 2) return Value::boolean(false);
-      return Value::boolean(jsLess(eval(n.args[1], data, st), eval(n.args[0], data, st), n.op == Op::kGe));
+      return Value::boolean(jsLess(ev(n.args[1], data, st), ev(n.args[0], data, st), n.op == Op::kGe));
     case Op::kMax:
     case Op::kMin: {
       bool is_max = n.op == Op::kMax;
@@ -570,22 +575,22 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
     }
     case Op::kMul: {
       if (n.args.empty()) return Value();  // [].reduce() throws in JavaScript
-      Value first = eval(n.args[0], data, st);
+      Value first = ev(n.args[0], data, st);
       if (n.args.size() == 1) return first;  // reduce with one element returns it untouched
       double acc = parseFloatJs(first);
-      for (std::size_t i = 1; i < n.args.size(); ++i) acc *= parseFloatJs(eval(n.args[i], data, st));
+      for (std::size_t i = 1; i < n.args.size(); ++i) acc *= parseFloatJs(ev(n.args[i], data, st));
       return Value::number(acc);
     }
     case Op::kSub: {
       double a = toNumber(evalArgsScalar(n, 0, data, st));
       if (n.args.size() < 2) return Value::number(n.args.empty() ? std::numeric_limits<double>::quiet_NaN() : -a);
-      return Value::number(a - toNumber(eval(n.args[1], data, st)));
+      return Value::number(a - toNumber(ev(n.args[1], data, st)));
     }
     case Op::kDiv:
     case Op::kMod: {
       // A missing operand is JavaScript's undefined, which converts to NaN (null would be 0).
       if (n.args.size() < 2) return Value::number(std::numeric_limits<double>::quiet_NaN());
-      double a = toNumber(eval(n.args[0], data, st)), b = toNumber(eval(n.args[1], data, st));
+      double a = toNumber(ev(n.args[0], data, st)), b = toNumber(ev(n.args[1], data, st));
       return Value::number(n.op == Op::kDiv ? a / b : std::fmod(a, b));
     }
     case Op::kMap:
@@ -596,7 +601,7 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
       Value scoped = evalArgsScalar(n, 0, data, st);
       std::uint32_t len = scoped.isArray() ? scoped.size : 0;
       auto item = [&](std::uint32_t i) { return scoped.arr[i]; };
-      auto test = [&](const Value& v) { return n.args.size() > 1 ? eval(n.args[1], v, st) : Value(); };
+      auto test = [&](const Value& v) { return n.args.size() > 1 ? ev(n.args[1], v, st) : Value(); };
       if (n.op == Op::kAll) {
         if (len == 0) return Value::boolean(false);
         for (std::uint32_t i = 0; i < len; ++i)
@@ -619,14 +624,14 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
     }
     case Op::kReduce: {
       Value scoped = evalArgsScalar(n, 0, data, st);
-      Value acc = n.args.size() > 2 ? eval(n.args[2], data, st) : Value();
+      Value acc = n.args.size() > 2 ? ev(n.args[2], data, st) : Value();
       if (!scoped.isArray()) return acc;
       for (std::uint32_t i = 0; i < scoped.size; ++i) {
         Member* m = st.arena->allocArray<Member>(2);
         m[0] = Member{"current", scoped.arr[i]};
         m[1] = Member{"accumulator", acc};
         Value scope = Value::object(m, 2);
-        acc = n.args.size() > 1 ? eval(n.args[1], scope, st) : Value();
+        acc = n.args.size() > 1 ? ev(n.args[1], scope, st) : Value();
       }
       return acc;
     }
@@ -634,7 +639,7 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
       std::size_t total = 0;
       Value* vals = st.arena->allocArray<Value>(n.args.size());
       for (std::size_t i = 0; i < n.args.size(); ++i) {
-        vals[i] = eval(n.args[i], data, st);
+        vals[i] = ev(n.args[i], data, st);
         total += vals[i].isArray() ? vals[i].size : 1;
       }
       Value* out = st.arena->allocArray<Value>(total);
@@ -672,12 +677,12 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
       if (n.args.empty()) return Value::string("undefined");
       Value src = evalArgsScalar(n, 0, data, st);
       Value start = evalArgsScalar(n, 1, data, st);
-      Value len = n.args.size() > 2 ? eval(n.args[2], data, st) : Value();
+      Value len = n.args.size() > 2 ? ev(n.args[2], data, st) : Value();
       return substrJs(src, n.args.size() > 1 ? &start : nullptr, n.args.size() > 2 ? &len : nullptr, st);
     }
     case Op::kFractional: return fractionalEval(n, data, st);
     case Op::kSemVer: {
-      Value a = eval(n.args[0], data, st), op = eval(n.args[1], data, st), b = eval(n.args[2], data, st);
+      Value a = ev(n.args[0], data, st), op = ev(n.args[1], data, st), b = ev(n.args[2], data, st);
       std::string ops;
       appendJsString(ops, op);
       bool ok = false;
@@ -686,15 +691,220 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
     }
     case Op::kStartsWith:
     case Op::kEndsWith: {
-      Value a = eval(n.args[0], data, st), b = eval(n.args[1], data, st);
+      Value a = ev(n.args[0], data, st), b = ev(n.args[1], data, st);
       if (!a.isString() || !b.isString()) return Value();
       std::string_view s = a.sv(), p = b.sv();
       bool r = p.size() <= s.size() &&
-               (n.op == Op::kStartsWith ? s.substr(0, p.size()) == p : s.substr(s.size() - p.size()) == p);
+               shortEquals(n.op == Op::kStartsWith ? s.substr(0, p.size()) : s.substr(s.size() - p.size()), p);
       return Value::boolean(r);
     }
   }
   return Value();
+}
+
+// The operators targeting rules are made of, with no heap-owning locals; the rest go to evalSlow.
+Value eval(const Node& n, const Value& data, EvalState& st) {
+  switch (n.op) {
+    case Op::kLiteral: return n.literal;
+    case Op::kVar:
+      if (!n.path.empty() && n.args.size() == 1) return resolvePath(data, n.path, kNull, st);
+      break;
+    case Op::kIf: {
+      std::size_t i = 0;
+      for (; i + 1 < n.args.size(); i += 2)
+        if (truthy(ev(n.args[i], data, st))) return ev(n.args[i + 1], data, st);
+      return i < n.args.size() ? ev(n.args[i], data, st) : Value();
+    }
+    case Op::kOr:
+    case Op::kAnd: {
+      Value cur;
+      for (const auto& a : n.args) {
+        cur = ev(a, data, st);
+        if (truthy(cur) == (n.op == Op::kOr)) return cur;
+      }
+      return cur;
+    }
+    case Op::kNot: return Value::boolean(!truthy(evalArgsScalar(n, 0, data, st)));
+    case Op::kNotNot: return Value::boolean(truthy(evalArgsScalar(n, 0, data, st)));
+    case Op::kEq:
+    case Op::kNe:
+      if (n.args.size() == 2)
+        return Value::boolean(looseEquals(ev(n.args[0], data, st), ev(n.args[1], data, st)) == (n.op == Op::kEq));
+      break;
+    case Op::kStrictEq:
+    case Op::kStrictNe:
+      if (n.args.size() == 2)
+        return Value::boolean(strictEquals(ev(n.args[0], data, st), ev(n.args[1], data, st)) == (n.op == Op::kStrictEq));
+      break;
+    case Op::kLt:
+    case Op::kLe:
+      if (n.args.size() == 2) return Value::boolean(jsLess(ev(n.args[0], data, st), ev(n.args[1], data, st), n.op == Op::kLe));
+      break;
+    case Op::kGt:
+    case Op::kGe:
+      if (n.args.size() == 2) return Value::boolean(jsLess(ev(n.args[1], data, st), ev(n.args[0], data, st), n.op == Op::kGe));
+      break;
+    case Op::kIn:
+      if (n.args.size() == 2 && n.args[1].op == Op::kLiteral && n.args[1].literal.isArray()) {
+        Value a = ev(n.args[0], data, st);
+        const Value& b = n.args[1].literal;
+        for (std::uint32_t i = 0; i < b.size; ++i)
+          if (strictEquals(b.arr[i], a)) return Value::boolean(true);
+        return Value::boolean(false);
+      }
+      break;
+    case Op::kStartsWith:
+    case Op::kEndsWith: {
+      Value a = ev(n.args[0], data, st), b = ev(n.args[1], data, st);
+      if (!a.isString() || !b.isString()) return Value();
+      std::string_view sv = a.sv(), p = b.sv();
+      bool r = p.size() <= sv.size() &&
+               shortEquals(n.op == Op::kStartsWith ? sv.substr(0, p.size()) : sv.substr(sv.size() - p.size()), p);
+      return Value::boolean(r);
+    }
+    default:
+      break;
+  }
+  return evalSlow(n, data, st);
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// Specialized evaluators for the shapes targeting rules are made of.
+
+Value fnLiteral(const Node& n, const Value&, EvalState&) { return n.literal; }
+
+// {"var": "plan"}: one path segment, no default.
+inline const Value* var1(const Node& v, const Value& data) { return data.isObject() ? data.get(v.path[0]) : nullptr; }
+
+Value fnVar1(const Node& n, const Value& data, EvalState& st) {
+  if (const Value* v = var1(n, data)) return *v;
+  return eval(n, data, st);  // absent, $flagd, or not an object: the general rules
+}
+
+Value fnIf(const Node& n, const Value& data, EvalState& st) {
+  std::size_t i = 0;
+  const std::size_t size = n.args.size();
+  for (; i + 1 < size; i += 2)
+    if (truthy(ev(n.args[i], data, st))) return ev(n.args[i + 1], data, st);
+  return i < size ? ev(n.args[i], data, st) : Value();
+}
+
+Value fnAnd(const Node& n, const Value& data, EvalState& st) {
+  Value cur;
+  for (const auto& a : n.args) {
+    cur = ev(a, data, st);
+    if (!truthy(cur)) return cur;
+  }
+  return cur;
+}
+
+Value fnOr(const Node& n, const Value& data, EvalState& st) {
+  Value cur;
+  for (const auto& a : n.args) {
+    cur = ev(a, data, st);
+    if (truthy(cur)) return cur;
+  }
+  return cur;
+}
+
+// starts_with / ends_with of a var against a constant string.
+template <bool kStarts>
+Value fnAffixVarLit(const Node& n, const Value& data, EvalState& st) {
+  const Value* a = var1(n.args[0], data);
+  if (!a) return eval(n, data, st);
+  if (!a->isString()) return Value();
+  std::string_view s = a->sv(), p = n.args[1].literal.sv();
+  return Value::boolean(p.size() <= s.size() && shortEquals(kStarts ? s.substr(0, p.size()) : s.substr(s.size() - p.size()), p));
+}
+
+// {"in": [{"var": x}, [constants]]}
+Value fnInVarLitArray(const Node& n, const Value& data, EvalState& st) {
+  const Value* a = var1(n.args[0], data);
+  if (!a) return eval(n, data, st);
+  const Value& b = n.args[1].literal;
+  for (std::uint32_t i = 0; i < b.size; ++i)
+    if (strictEquals(b.arr[i], *a)) return Value::boolean(true);
+  return Value::boolean(false);
+}
+
+// Relational comparison of a var with a constant number (either side).
+template <Op kOp, bool kVarFirst>
+Value fnCmpVarNum(const Node& n, const Value& data, EvalState& st) {
+  const Value* v = var1(n.args[kVarFirst ? 0 : 1], data);
+  if (!v || !v->isNumber()) return eval(n, data, st);
+  double a = kVarFirst ? v->num : n.args[0].literal.num;
+  double b = kVarFirst ? n.args[1].literal.num : v->num;
+  switch (kOp) {
+    case Op::kLt: return Value::boolean(a < b);
+    case Op::kLe: return Value::boolean(a <= b);
+    case Op::kGt: return Value::boolean(a > b);
+    default: return Value::boolean(a >= b);
+  }
+}
+
+// == / === of a var with a constant string.
+template <bool kStrict, bool kNegate>
+Value fnEqVarStr(const Node& n, const Value& data, EvalState& st) {
+  const Value* v = var1(n.args[0], data);
+  if (!v || (!kStrict && !v->isString())) return eval(n, data, st);
+  bool eq = v->isString() && shortEquals(v->sv(), n.args[1].literal.sv());
+  return Value::boolean(eq != kNegate);
+}
+
+bool isVar1(const Node& c) { return c.op == Op::kVar && c.args.size() == 1 && c.path.size() == 1; }
+bool isLit(const Node& c, Type t) { return c.op == Op::kLiteral && c.literal.type == t; }
+
+template <Op kOp>
+EvalFn cmpFn(bool var_first) {
+  return var_first ? &fnCmpVarNum<kOp, true> : &fnCmpVarNum<kOp, false>;
+}
+
+void finalize(Node& n) {
+  for (auto& c : n.args) finalize(c);
+  const std::size_t argc = n.args.size();
+  n.fn = &eval;
+  switch (n.op) {
+    case Op::kLiteral: n.fn = &fnLiteral; break;
+    case Op::kVar:
+      if (isVar1(n)) n.fn = &fnVar1;
+      break;
+    case Op::kIf: n.fn = &fnIf; break;
+    case Op::kAnd: n.fn = &fnAnd; break;
+    case Op::kOr: n.fn = &fnOr; break;
+    case Op::kStartsWith:
+    case Op::kEndsWith:
+      if (isVar1(n.args[0]) && isLit(n.args[1], Type::kString))
+        n.fn = n.op == Op::kStartsWith ? &fnAffixVarLit<true> : &fnAffixVarLit<false>;
+      break;
+    case Op::kIn:
+      if (argc == 2 && isVar1(n.args[0]) && isLit(n.args[1], Type::kArray)) n.fn = &fnInVarLitArray;
+      break;
+    case Op::kLt:
+    case Op::kLe:
+    case Op::kGt:
+    case Op::kGe: {
+      if (argc != 2) break;
+      bool vf = isVar1(n.args[0]) && isLit(n.args[1], Type::kNumber);
+      bool vl = isVar1(n.args[1]) && isLit(n.args[0], Type::kNumber);
+      if (!vf && !vl) break;
+      n.fn = n.op == Op::kLt ? cmpFn<Op::kLt>(vf) : n.op == Op::kLe ? cmpFn<Op::kLe>(vf)
+             : n.op == Op::kGt ? cmpFn<Op::kGt>(vf) : cmpFn<Op::kGe>(vf);
+      break;
+    }
+    case Op::kEq:
+    case Op::kNe:
+    case Op::kStrictEq:
+    case Op::kStrictNe:
+      if (argc == 2 && isVar1(n.args[0]) && isLit(n.args[1], Type::kString)) {
+        if (n.op == Op::kEq) n.fn = &fnEqVarStr<false, false>;
+        else if (n.op == Op::kNe) n.fn = &fnEqVarStr<false, true>;
+        else if (n.op == Op::kStrictEq) n.fn = &fnEqVarStr<true, false>;
+        else n.fn = &fnEqVarStr<true, true>;
+      }
+      break;
+    default: break;
+  }
 }
 
 }  // namespace
@@ -703,12 +913,13 @@ bool compileLogic(const Value& logic, const Evaluators& evaluators, ConstPool& p
                   Node& out, std::vector<LogicError>& errors) {
   std::size_t before = errors.size();
   compileNode(logic, evaluators, pool, path, out, errors, 0);
+  finalize(out);
   return errors.size() == before;
 }
 
 Value evaluate(const Node& node, EvalState& state) {
   static const Value kEmpty = Value::object(nullptr, 0);
-  return eval(node, state.root ? *state.root : kEmpty, state);
+  return ev(node, state.root ? *state.root : kEmpty, state);
 }
 
 int pickBucket(std::uint32_t hash, const std::uint64_t* weights, std::size_t n, std::uint64_t total) {

@@ -17,9 +17,20 @@ enum class Op : std::uint8_t {
   kReduce, kAll, kNone, kSome, kMerge, kIn, kCat, kSubstr, kFractional, kSemVer, kStartsWith, kEndsWith,
 };
 
-struct FractionalPlan;
+struct FractionalPlan {
+  bool valid = true;
+  std::vector<Value> variants;
+  std::vector<std::uint64_t> weights;
+  std::uint64_t total = 0;
+};
+struct Node;
+struct EvalState;
+// Each node carries the evaluator chosen for its operator and operand shapes at compile time
+// (e.g. "var compared with a constant number"), so evaluation is one direct call per node.
+using EvalFn = Value (*)(const Node&, const Value&, EvalState&);
 
 struct Node {
+  EvalFn fn = nullptr;
   Op op = Op::kLiteral;
   Value literal;                       // kLiteral
   std::vector<Node> args;              // operands (kArray: elements)

@@ -7,13 +7,6 @@
 
 namespace fledge::flags {
 
-const Value* Value::get(std::string_view key) const {
-  if (type != Type::kObject) return nullptr;
-  for (std::uint32_t i = 0; i < size; ++i)
-    if (obj[i].key == key) return &obj[i].value;
-  return nullptr;
-}
-
 void* Arena::grow(std::size_t n, std::size_t align) {
   std::size_t cap = std::max<std::size_t>(cap_ * 2, n + align + 64);
   blocks_.push_back(std::make_unique<char[]>(cap));
@@ -22,18 +15,6 @@ void* Arena::grow(std::size_t n, std::size_t align) {
   cap_ = cap;
   used_ = 0;
   return allocate(n, align);
-}
-
-bool truthy(const Value& v) {
-  switch (v.type) {
-    case Type::kNull: return false;
-    case Type::kBool: return v.b;
-    case Type::kNumber: return v.num != 0 && !std::isnan(v.num);
-    case Type::kString: return v.size != 0;
-    case Type::kArray: return v.size != 0;  // JsonLogic: [] is falsy, unlike JavaScript
-    case Type::kObject: return true;
-  }
-  return false;
 }
 
 namespace {
@@ -249,7 +230,7 @@ bool strictEquals(const Value& a, const Value& b) {
     case Type::kNull: return true;
     case Type::kBool: return a.b == b.b;
     case Type::kNumber: return a.num == b.num;
-    case Type::kString: return a.sv() == b.sv();
+    case Type::kString: return shortEquals(a.sv(), b.sv());
     case Type::kArray: return a.arr == b.arr && a.size == b.size;  // identity, as in JavaScript
     case Type::kObject: return a.obj == b.obj && a.size == b.size;
   }

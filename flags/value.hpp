@@ -16,6 +16,38 @@ enum class Type : std::uint8_t { kNull, kBool, kNumber, kString, kArray, kObject
 
 struct Member;
 
+// Equality for the short keys and names flags deal in: word-sized loads instead of a libc
+// memcmp call per compare.
+inline bool shortEquals(std::string_view a, std::string_view b) {
+  const std::size_t n = a.size();
+  if (n != b.size()) return false;
+  const char* p = a.data();
+  const char* q = b.data();
+  auto load8 = [](const char* x) {
+    std::uint64_t v;
+    std::memcpy(&v, x, 8);
+    return v;
+  };
+  if (n >= 8) {
+    if (n > 16) return std::memcmp(p, q, n) == 0;
+    // Two possibly overlapping 8-byte windows cover 8..16 bytes.
+    return load8(p) == load8(q) && load8(p + n - 8) == load8(q + n - 8);
+  }
+  if (n >= 4) {
+    std::uint32_t x1, y1, x2, y2;
+    std::memcpy(&x1, p, 4);
+    std::memcpy(&y1, q, 4);
+    std::memcpy(&x2, p + n - 4, 4);
+    std::memcpy(&y2, q + n - 4, 4);
+    return x1 == y1 && x2 == y2;
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    if (p[i] != q[i]) return false;
+  return true;
+}
+
+struct Member;
+
 struct Value {
   Type type = Type::kNull;
   bool b = false;
@@ -70,13 +102,20 @@ struct Value {
   bool isObject() const { return type == Type::kObject; }
   std::string_view sv() const { return {str, size}; }
   // Object member by key, or nullptr.
-  const Value* get(std::string_view key) const;
+  inline const Value* get(std::string_view key) const;
 };
 
 struct Member {
   std::string_view key;
   Value value;
 };
+
+inline const Value* Value::get(std::string_view key) const {
+  if (type != Type::kObject) return nullptr;
+  for (std::uint32_t i = 0; i < size; ++i)
+    if (shortEquals(obj[i].key, key)) return &obj[i].value;
+  return nullptr;
+}
 
 // Bump allocator for evaluation temporaries. Starts in an inline buffer; only logic that builds
 // arrays or strings (map, merge, cat, ...) or large contexts ever reaches the heap.
@@ -114,6 +153,7 @@ class Arena {
     }
   }
   bool onHeap() const { return !blocks_.empty(); }
+  bool used() const { return used_ != 0 || !blocks_.empty(); }
 
  private:
   void* grow(std::size_t n, std::size_t align);
@@ -127,7 +167,17 @@ class Arena {
 };
 
 // JavaScript conversions JsonLogic (json-logic-js) relies on.
-bool truthy(const Value& v);
+inline bool truthy(const Value& v) {
+  switch (v.type) {
+    case Type::kNull: return false;
+    case Type::kBool: return v.b;
+    case Type::kNumber: return v.num != 0 && v.num == v.num;  // NaN is falsy
+    case Type::kString: return v.size != 0;
+    case Type::kArray: return v.size != 0;  // JsonLogic: [] is falsy, unlike JavaScript
+    case Type::kObject: return true;
+  }
+  return false;
+}
 double toNumber(const Value& v);
 // parseFloat(String(v)): the longest numeric prefix, NaN when there is none.
 double parseFloatJs(const Value& v);

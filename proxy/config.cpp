@@ -1,6 +1,7 @@
 #include "proxy/config.hpp"
 
 #include "flags/flag_set.hpp"
+#include "proxy/http_head.hpp"
 
 #include <simdjson.h>
 
@@ -193,6 +194,34 @@ bool parseSource(Walker& w, element e, const std::string& path, ValueSource& out
   return ok;
 }
 
+void parseContextSpec(Walker& w, element e, const std::string& path, ContextSpec& spec);
+
+}  // namespace
+
+void ContextSpec::prepare() {
+  header_matches.clear();
+  for (auto& t : table) t = -1;
+  has_non_header = false;
+  const std::size_t nt = targeting_key.size();
+  for (std::size_t slot = 0; slot < nt + attributes.size(); ++slot) {
+    const ValueSource& src = slot < nt ? targeting_key[slot] : attributes[slot - nt].second;
+    if (src.kind == ValueSource::Kind::kHeader)
+      header_matches.push_back({fieldKey(src.name), static_cast<std::uint32_t>(slot)});
+    else
+      has_non_header = true;
+  }
+  // Beyond half the table the index is not used (buildContext falls back to a scan).
+  if (header_matches.size() <= kTableSize / 2) {
+    for (std::size_t m = 0; m < header_matches.size(); ++m) {
+      std::size_t b = bucketOf(header_matches[m].key);
+      while (table[b] >= 0) b = (b + 1) % kTableSize;
+      table[b] = static_cast<std::int16_t>(m);
+    }
+  }
+}
+
+namespace {
+
 void parseContextSpec(Walker& w, element e, const std::string& path, ContextSpec& spec) {
   w.object(e, path, {"targeting_key", "attributes"}, [&](std::string_view key, element v, const std::string& sub) {
     if (key == "targeting_key") {
@@ -211,6 +240,7 @@ void parseContextSpec(Walker& w, element e, const std::string& path, ContextSpec
       });
     }
   });
+  spec.prepare();
 }
 
 void parseRoute(Walker& w, element e, const std::string& path, RouteConfig& r) {

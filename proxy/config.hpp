@@ -46,6 +46,20 @@ struct ValueSource {
 struct ContextSpec {
   std::vector<ValueSource> targeting_key;  // first source present wins
   std::vector<std::pair<std::string, ValueSource>> attributes;
+
+  // Derived by prepare(): header sources keyed by (length, first and last character) so one pass
+  // over the request's fields finds them all with integer compares.
+  struct HeaderMatch {
+    std::uint32_t key;
+    std::uint32_t slot;  // targeting-key sources first, then attributes
+  };
+  std::vector<HeaderMatch> header_matches;
+  // Open-addressing index over header_matches by key (-1 = empty); kTableSize > matches.
+  static constexpr std::size_t kTableSize = 64;
+  std::int16_t table[kTableSize];
+  static std::size_t bucketOf(std::uint32_t key) { return (key * 2654435761u) >> 26; }
+  bool has_non_header = false;
+  void prepare();  // keys are proxy::fieldKey(name)
 };
 
 struct RequireFlag {

@@ -3,6 +3,8 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/field.hpp>
 
+#include <cstring>
+
 namespace fledge::proxy {
 namespace http = boost::beast::http;
 
@@ -33,29 +35,33 @@ std::string_view decodeQuery(std::string_view s, flags::Arena& arena) {
   return {out, n};
 }
 
-std::string_view trimSpaces(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
+// One pass over "a=1; b=2" per Cookie field, without library calls: this runs per request.
 bool findCookie(const Head& head, std::string_view name, std::string_view& out) {
+  auto space = [](char c) { return c == ' ' || c == '\t'; };
   for (std::size_t i = 0; i < head.size(); ++i) {
-    auto f = head[i];
-    if (f.id != http::field::cookie) continue;
-    std::string_view rest = f.value;
-    while (!rest.empty()) {
-      auto semi = rest.find(';');
-      std::string_view pair = trimSpaces(rest.substr(0, semi));
-      auto eq = pair.find('=');
-      if (eq != std::string_view::npos && trimSpaces(pair.substr(0, eq)) == name) {
-        std::string_view v = trimSpaces(pair.substr(eq + 1));
-        if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-        out = v;
-        return true;
+    if (head.id(i) != http::field::cookie) continue;
+    std::string_view v = head.value(i);
+    const char* p = v.data();
+    const char* end = p + v.size();
+    while (p < end) {
+      while (p < end && space(*p)) ++p;
+      const char* k0 = p;
+      while (p < end && *p != '=' && *p != ';') ++p;
+      const char* k1 = p;
+      while (k1 > k0 && space(k1[-1])) --k1;
+      if (p < end && *p == '=') {
+        const char* v0 = ++p;
+        while (p < end && *p != ';') ++p;
+        if (static_cast<std::size_t>(k1 - k0) == name.size() && std::memcmp(k0, name.data(), name.size()) == 0) {
+          const char* v1 = p;
+          while (v0 < v1 && space(*v0)) ++v0;
+          while (v1 > v0 && space(v1[-1])) --v1;
+          if (v1 - v0 >= 2 && *v0 == '"' && v1[-1] == '"') ++v0, --v1;
+          out = std::string_view(v0, static_cast<std::size_t>(v1 - v0));
+          return true;
+        }
       }
-      if (semi == std::string_view::npos) break;
-      rest = rest.substr(semi + 1);
+      if (p < end) ++p;  // ';'
     }
   }
   return false;
@@ -103,24 +109,97 @@ std::string_view findSource(const ValueSource& src, const RequestView& req, flag
   return out;
 }
 
+namespace {
+
+// `name` is a request field name, `lower` a configured (lowercased) one. Field names are tokens,
+// where OR-ing 0x20 lowercases letters and leaves the other token characters alone (except that
+// '^' and '~' become alike), so 8 bytes are compared at a time.
+inline bool equalsLower(std::string_view name, std::string_view lower) {
+  const std::size_t n = name.size();
+  if (n != lower.size()) return false;
+  const char* a = name.data();
+  const char* b = lower.data();
+  auto eq8 = [](const char* x, const char* y) {
+    std::uint64_t u, v;
+    std::memcpy(&u, x, 8);
+    std::memcpy(&v, y, 8);
+    return (u | 0x2020202020202020ull) == (v | 0x2020202020202020ull);
+  };
+  auto eq4 = [](const char* x, const char* y) {
+    std::uint32_t u, v;
+    std::memcpy(&u, x, 4);
+    std::memcpy(&v, y, 4);
+    return (u | 0x20202020u) == (v | 0x20202020u);
+  };
+  if (n >= 8) {  // 8-byte windows; the last one may overlap the previous
+    for (std::size_t i = 0; i + 8 < n; i += 8)
+      if (!eq8(a + i, b + i)) return false;
+    return eq8(a + n - 8, b + n - 8);
+  }
+  if (n >= 4) return eq4(a, b) && eq4(a + n - 4, b + n - 4);
+  for (std::size_t i = 0; i < n; ++i)
+    if ((a[i] | 0x20) != (b[i] | 0x20)) return false;
+  return true;
+}
+
+}  // namespace
+
 flags::Value buildContext(const ContextSpec& spec, const RequestView& req, flags::Arena& arena) {
   using flags::Member;
   using flags::Value;
+  // Slots: targeting-key sources first, then attributes. One pass over the header fields fills
+  // every header source; cookies and query parameters are looked up only if configured.
+  const std::size_t nt = spec.targeting_key.size(), total = nt + spec.attributes.size();
+  auto* vals = arena.allocArray<std::string_view>(total);  // read only where found[] is set
+  bool* found = arena.allocArray<bool>(total);
+  std::memset(found, 0, total * sizeof(bool));
+  auto source = [&](std::size_t slot) -> const ValueSource& {
+    return slot < nt ? spec.targeting_key[slot] : spec.attributes[slot - nt].second;
+  };
+  const Head& head = req.head;
+  const std::size_t fields = head.size();
+  const std::size_t nm = spec.header_matches.size();
+  const ContextSpec::HeaderMatch* matches = spec.header_matches.data();
+  const bool indexed = nm <= ContextSpec::kTableSize / 2;
+  std::size_t remaining = nm;
+  auto take = [&](std::size_t m, std::size_t i) {
+    const std::uint32_t slot = matches[m].slot;
+    if (found[slot] || !equalsLower(head.name(i), source(slot).name)) return;
+    vals[slot] = head.value(i);  // the first occurrence wins
+    found[slot] = true;
+    --remaining;
+  };
+  for (std::size_t i = 0; i < fields && remaining != 0; ++i) {
+    const std::uint32_t key = head.key(i);
+    if (indexed) {
+      // Probe until an empty bucket; several sources may share a key.
+      for (std::size_t b = ContextSpec::bucketOf(key); spec.table[b] >= 0; b = (b + 1) % ContextSpec::kTableSize)
+        if (matches[spec.table[b]].key == key) take(static_cast<std::size_t>(spec.table[b]), i);
+    } else {
+      for (std::size_t m = 0; m < nm; ++m)
+        if (matches[m].key == key) take(m, i);
+    }
+  }
+  if (spec.has_non_header) {
+    bool have_key = false;
+    for (std::size_t slot = 0; slot < total; ++slot) {
+      if (slot < nt && have_key) continue;  // an earlier targeting-key source already answered
+      if (source(slot).kind != ValueSource::Kind::kHeader && !found[slot])
+        vals[slot] = findSource(source(slot), req, arena, found[slot]);
+      if (slot < nt) have_key = found[slot] && !vals[slot].empty();
+    }
+  }
+
   Member* members = arena.allocArray<Member>(spec.attributes.size() + 2);
   std::size_t n = 0;
-  for (const auto& src : spec.targeting_key) {
-    bool found;
-    std::string_view v = findSource(src, req, arena, found);
-    if (found && !v.empty()) {
-      members[n++] = Member{"targetingKey", Value::string(v)};
+  for (std::size_t slot = 0; slot < nt; ++slot) {
+    if (found[slot] && !vals[slot].empty()) {
+      members[n++] = Member{"targetingKey", Value::string(vals[slot])};
       break;
     }
   }
-  for (const auto& [name, src] : spec.attributes) {
-    bool found;
-    std::string_view v = findSource(src, req, arena, found);
-    if (found) members[n++] = Member{name, Value::string(v)};
-  }
+  for (std::size_t a = 0; a < spec.attributes.size(); ++a)
+    if (found[nt + a]) members[n++] = Member{spec.attributes[a].first, Value::string(vals[nt + a])};
   Member* r = arena.allocArray<Member>(4);
   std::string_view path = req.target.substr(0, req.target.find('?'));
   r[0] = Member{"ip", Value::string(req.client_ip)};

@@ -15,6 +15,16 @@
 
 namespace fledge::proxy {
 
+// A cheap case-insensitive fingerprint of a field name: length, first and last character.
+// Lookups compare it before comparing names.
+inline std::uint32_t fieldKey(std::string_view name) {
+  if (name.empty()) return 0;
+  auto lower = [](char c) {
+    return static_cast<std::uint32_t>(static_cast<unsigned char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
+  };
+  return (static_cast<std::uint32_t>(name.size() & 0xffff) << 16) | (lower(name.front()) << 8) | lower(name.back());
+}
+
 // A parsed request line or status line plus fields, stored in one reusable string.
 class Head {
  public:
@@ -23,6 +33,7 @@ class Head {
   };
   struct Entry {
     boost::beast::http::field id;
+    std::uint32_t key;  // fieldKey(name)
     Span name, value;
   };
 
@@ -42,7 +53,7 @@ class Head {
     start_b_ = put(b);
   }
   void addField(boost::beast::http::field id, std::string_view name, std::string_view value) {
-    entries_.push_back(Entry{id, put(name), put(value)});
+    entries_.push_back(Entry{id, fieldKey(name), put(name), put(value)});
   }
 
   // Request: method and target. Response: reason phrase (a) only.
@@ -50,6 +61,10 @@ class Head {
   std::string_view startB() const { return view(start_b_); }
 
   std::size_t size() const { return entries_.size(); }
+  std::uint32_t key(std::size_t i) const { return entries_[i].key; }
+  boost::beast::http::field id(std::size_t i) const { return entries_[i].id; }
+  std::string_view name(std::size_t i) const { return view(entries_[i].name); }
+  std::string_view value(std::size_t i) const { return view(entries_[i].value); }
   Field operator[](std::size_t i) const {
     const Entry& e = entries_[i];
     return Field{e.id, view(e.name), view(e.value)};
