@@ -66,6 +66,10 @@ constexpr const char* kFlags = R"({
     "empty-targeting": {"state": "ENABLED", "variants": {"x": {"a": [1, "two"]}}, "defaultVariant": "x", "targeting": {}},
     "semver": {"state": "ENABLED", "variants": {"new": true, "old": false}, "defaultVariant": "old",
                "targeting": {"if": [{"sem_ver": [{"var": "version"}, ">=", "1.2.0"]}, "new", "old"]}},
+    "rule": {"state": "ENABLED", "variants": {"on": true, "off": false}, "defaultVariant": "off",
+             "targeting": {"if": [{"and": [{"ends_with": [{"var": "email"}, "@example.com"]},
+                                           {"in": [{"var": "plan"}, ["pro", "enterprise"]]},
+                                           {">=": [{"var": "age"}, 18]}]}, "on", "off"]}},
     "split": {"state": "ENABLED", "variants": {"red": "r", "green": "g", "blue": "b"}, "defaultVariant": "red",
               "targeting": {"fractional": [["red", 25], ["green", 25], ["blue", 50]]}}
   }
@@ -195,12 +199,48 @@ TEST(FlagSet, DuplicateKeysAcrossSourcesAreErrors) {
 TEST(FlagSet, StaticAndFractionalEvaluationsDoNotAllocate) {
   auto set = load(kFlags);
   ASSERT_TRUE(set);
-  Ctx ctx(R"({"targetingKey":"user-7","email":"a@example.com","version":"1.4.0"})");
+  // Numbers and strings from the context alike: "age" arrives as a string from headers.
+  Ctx ctx(R"({"targetingKey":"user-7","email":"a@example.com","version":"1.4.0","plan":"pro","age":"30"})");
   EvalScratch scratch;
-  for (const char* key : {"static-on", "split", "staff"}) {
+  EXPECT_EQ(eval(*set, "rule", R"({"email":"a@example.com","plan":"pro","age":"30"})").variant, "on");
+  EXPECT_EQ(eval(*set, "rule", R"({"email":"a@example.com","plan":"pro","age":17})").variant, "off");
+  for (const char* key : {"static-on", "split", "staff", "rule"}) {
     set->evaluate(*set->find(key), ctx.value, scratch, 0);
     EXPECT_FALSE(scratch.arena.onHeap()) << key;
   }
+}
+
+TEST(SemVer, FlagdOperators) {
+  auto v = [](const char* s) { return Value::string(s); };
+  auto check = [&](const char* a, const char* op, const char* b) {
+    bool ok = false;
+    bool r = semVerCompare(v(a), op, v(b), ok);
+    return ok ? (r ? 1 : 0) : -1;
+  };
+  EXPECT_EQ(check("1.2.3", "=", "v1.2.3"), 1);
+  EXPECT_EQ(check("1.2.3", "!=", "1.2.4"), 1);
+  EXPECT_EQ(check("1.2.3", "<", "1.10.0"), 1);  // numeric, not lexical
+  EXPECT_EQ(check("1.2.3-alpha", "<", "1.2.3"), 1);
+  EXPECT_EQ(check("1.2.3-alpha.2", "<", "1.2.3-alpha.10"), 1);
+  EXPECT_EQ(check("1.2.3-alpha.1", "<", "1.2.3-beta"), 1);
+  EXPECT_EQ(check("1.2.3-1", "<", "1.2.3-alpha"), 1);  // numeric identifiers sort first
+  EXPECT_EQ(check("1.2.3+build.5", "=", "1.2.3"), 1);  // build metadata is ignored
+  EXPECT_EQ(check("2.0.0", ">=", "2.0.0"), 1);
+  EXPECT_EQ(check("2.0.1", ">", "2.0.0"), 1);
+  EXPECT_EQ(check("1.9.0", "<=", "1.10.0"), 1);
+  EXPECT_EQ(check("1.5.0", "^", "1.0.0"), 1);
+  EXPECT_EQ(check("2.0.0", "^", "1.0.0"), 0);
+  EXPECT_EQ(check("1.2.9", "~", "1.2.0"), 1);
+  EXPECT_EQ(check("1.3.0", "~", "1.2.0"), 0);
+  EXPECT_EQ(check("1", "=", "1.0.0"), 1);  // partial versions are coerced
+  EXPECT_EQ(check("1.2", "=", "1.2.0"), 1);
+  EXPECT_EQ(check("not-a-version", "=", "1.0.0"), -1);
+  EXPECT_EQ(check("1.2.3.4", "=", "1.2.3"), -1);
+  EXPECT_EQ(check("01.2.3", "=", "1.2.3"), -1);  // no leading zeros
+  EXPECT_EQ(check("1.2.3", "<>", "1.2.3"), -1);
+  bool ok = false;
+  EXPECT_TRUE(semVerCompare(Value::number(2), "=", v("2.0.0"), ok));  // numbers become strings
+  EXPECT_TRUE(ok);
 }
 
 }  // namespace

@@ -39,6 +39,8 @@ TEST(Headers, RequestDropsHopByHopAndFieldsNamedByConnection) {
                      {"X-Keep", "yes"},
                      {"Connection", "x-other"},
                      {"X-Other", "2"},
+                     {"X-Fledge-Flags", "forged=on"},
+                     {"x-fledge-arm", "canary"},
                      {"Expect", "100-continue"}});
   std::string out;
   appendRequestHead(out, h, requestInfo());
