@@ -2,11 +2,13 @@
 
 #include "flags/flag_set.hpp"
 #include "proxy/http_head.hpp"
+#include "proxy/split.hpp"
 
 #include <simdjson.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -84,6 +86,22 @@ class Walker {
       return false;
     }
     out.assign(sv);
+    return true;
+  }
+
+  bool number(element e, const std::string& path, double& out) {
+    if (e.get_double().get(out) != simdjson::SUCCESS) {
+      error(path, std::string("must be a number, got ") + typeName(e.type()));
+      return false;
+    }
+    return true;
+  }
+
+  bool boolean(element e, const std::string& path, bool& out) {
+    if (e.get_bool().get(out) != simdjson::SUCCESS) {
+      error(path, std::string("must be true or false, got ") + typeName(e.type()));
+      return false;
+    }
     return true;
   }
 
@@ -174,10 +192,18 @@ void parseCluster(Walker& w, std::string_view name, element e, const std::string
 }
 
 // {"header": "x-user-id"} | {"cookie": "uid"} | {"query": "uid"}
-bool parseSource(Walker& w, element e, const std::string& path, ValueSource& out) {
+bool parseSource(Walker& w, element e, const std::string& path, ValueSource& out, bool allow_client_ip = false) {
   int kinds = 0;
-  bool ok = w.object(e, path, {"header", "cookie", "query"}, [&](std::string_view key, element v, const std::string& sub) {
+  std::initializer_list<std::string_view> header_cookie_query = {"header", "cookie", "query"};
+  std::initializer_list<std::string_view> with_ip = {"header", "cookie", "query", "client_ip"};
+  bool ok = w.object(e, path, allow_client_ip ? with_ip : header_cookie_query, [&](std::string_view key, element v, const std::string& sub) {
     ++kinds;
+    if (key == "client_ip") {
+      bool on = false;
+      if (w.boolean(v, sub, on) && !on) w.error(sub, "must be true (leave the source out instead)");
+      out.kind = ValueSource::Kind::kClientIp;
+      return;
+    }
     if (!w.string(v, sub, out.name)) return;
     if (out.name.empty()) w.error(sub, "must not be empty");
     if (key == "header") {
@@ -188,7 +214,8 @@ bool parseSource(Walker& w, element e, const std::string& path, ValueSource& out
     }
   });
   if (ok && kinds != 1) {
-    w.error(path, "must name exactly one of \"header\", \"cookie\" or \"query\"");
+    w.error(path, allow_client_ip ? "must name exactly one of \"header\", \"cookie\", \"query\" or \"client_ip\""
+                                  : "must name exactly one of \"header\", \"cookie\" or \"query\"");
     return false;
   }
   return ok;
@@ -243,11 +270,157 @@ void parseContextSpec(Walker& w, element e, const std::string& path, ContextSpec
   spec.prepare();
 }
 
+void parseSplit(Walker& w, element e, const std::string& path, SplitConfig& sp) {
+  bool has_arms = false;
+  w.object(e, path, {"arms", "salt", "sticky", "assign_cookie", "overrides", "expose_arm_header"},
+           [&](std::string_view key, element v, const std::string& sub) {
+    if (key == "arms") {
+      has_arms = true;
+      w.array(v, sub, [&](element item, const std::string& ap, std::size_t) {
+        SplitArmConfig arm;
+        bool has_name = false, has_cluster = false, has_weight = false;
+        w.object(item, ap, {"name", "cluster", "weight"}, [&](std::string_view k, element av, const std::string& p) {
+          if (k == "name") {
+            has_name = w.string(av, p, arm.name);
+            if (has_name && !validName(arm.name)) w.error(p, kNameRule);
+          } else if (k == "cluster") {
+            has_cluster = w.string(av, p, arm.cluster);
+          } else if (w.number(av, p, arm.weight)) {
+            has_weight = true;
+            if (!percentToParts(arm.weight, arm.parts))
+              w.error(p, "must be a percentage between 0 and 100 with at most 4 decimals");
+          }
+        });
+        if (item.is_object()) {
+          if (!has_name) w.error(ap + ".name", "is required");
+          if (!has_cluster) w.error(ap + ".cluster", "is required");
+          if (!has_weight) w.error(ap + ".weight", "is required");
+        }
+        sp.arms.push_back(std::move(arm));
+      });
+    } else if (key == "salt") {
+      w.string(v, sub, sp.salt);
+    } else if (key == "sticky") {
+      w.array(v, sub, [&](element item, const std::string& ip, std::size_t) {
+        ValueSource src;
+        if (parseSource(w, item, ip, src, true)) sp.sticky.push_back(std::move(src));
+      });
+    } else if (key == "assign_cookie") {
+      AssignCookieConfig ac;
+      if (v.is_bool()) {
+        bool on = false;
+        w.boolean(v, sub, on);
+        if (on) sp.assign_cookie = ac;
+        return;
+      }
+      w.object(v, sub, {"name", "max_age", "secure", "http_only", "same_site", "path"},
+               [&](std::string_view k, element cv, const std::string& p) {
+        if (k == "name") {
+          if (w.string(cv, p, ac.name) &&
+              (ac.name.empty() || ac.name.find_first_of(" ;,=\"\t\r\n") != std::string::npos))
+            w.error(p, "must be a cookie name (no spaces, ';', ',', '=' or quotes)");
+        } else if (k == "max_age") {
+          w.uint(cv, p, 0, 400ull * 24 * 3600, ac.max_age);
+        } else if (k == "secure") {
+          w.boolean(cv, p, ac.secure);
+        } else if (k == "http_only") {
+          w.boolean(cv, p, ac.http_only);
+        } else if (k == "same_site") {
+          if (w.string(cv, p, ac.same_site) && ac.same_site != "Strict" && ac.same_site != "Lax" && ac.same_site != "None")
+            w.error(p, "must be \"Strict\", \"Lax\" or \"None\"");
+        } else if (w.string(cv, p, ac.path) && (ac.path.empty() || ac.path[0] != '/')) {
+          w.error(p, "must start with \"/\"");
+        }
+      });
+      if (ac.same_site == "None" && !ac.secure) w.error(sub + ".secure", "must be true when same_site is \"None\"");
+      sp.assign_cookie = std::move(ac);
+    } else if (key == "overrides") {
+      OverrideConfig oc;
+      std::string token_env;
+      w.object(v, sub, {"header", "cookie", "allow", "token", "token_env"}, [&](std::string_view k, element ov, const std::string& p) {
+        if (k == "header") {
+          if (w.string(ov, p, oc.header))
+            std::transform(oc.header.begin(), oc.header.end(), oc.header.begin(), [](unsigned char c) { return std::tolower(c); });
+        } else if (k == "cookie") {
+          w.string(ov, p, oc.cookie);
+        } else if (k == "allow") {
+          w.array(ov, p, [&](element item, const std::string& ip, std::size_t) {
+            std::string a;
+            if (w.string(item, ip, a)) oc.allow.push_back(std::move(a));
+          });
+        } else if (k == "token") {
+          w.string(ov, p, oc.token);
+        } else if (w.string(ov, p, token_env)) {
+          const char* t = std::getenv(token_env.c_str());
+          if (!t || !*t) w.error(p, "environment variable " + token_env + " is not set");
+          else oc.token = t;
+        }
+      });
+      if (v.is_object() && oc.header.empty() && oc.cookie.empty())
+        w.error(sub, "must name a \"header\" and/or a \"cookie\"");
+      if (v.is_object() && oc.allow.empty()) w.error(sub + ".allow", "must list the arms testers may force");
+      sp.overrides = std::move(oc);
+    } else {
+      w.boolean(v, sub, sp.expose_arm_header);
+    }
+  });
+  if (!e.is_object()) return;
+  if (!has_arms) {
+    w.error(path + ".arms", "is required");
+    return;
+  }
+  if (sp.arms.size() < 2) w.error(path + ".arms", "must list at least two arms");
+  std::uint64_t total = 0;
+  std::set<std::string> names;
+  for (std::size_t i = 0; i < sp.arms.size(); ++i) {
+    total += sp.arms[i].parts;
+    if (!sp.arms[i].name.empty() && !names.insert(sp.arms[i].name).second)
+      w.error(path + ".arms[" + std::to_string(i) + "].name", "duplicate arm \"" + sp.arms[i].name + "\"");
+  }
+  if (total != kSplitScale) {
+    char got[32];
+    std::snprintf(got, sizeof got, "%.4f", static_cast<double>(total) / 10'000);
+    w.error(path + ".arms", std::string("weights must sum to 100, got ") + got);
+  }
+  if (sp.overrides)
+    for (std::size_t i = 0; i < sp.overrides->allow.size(); ++i)
+      if (!names.count(sp.overrides->allow[i]))
+        w.error(path + ".overrides.allow[" + std::to_string(i) + "]", "unknown arm \"" + sp.overrides->allow[i] + "\"");
+}
+
+void parseMirror(Walker& w, element e, const std::string& path, MirrorConfig& m) {
+  bool has_cluster = false, has_percent = false;
+  w.object(e, path, {"cluster", "percent", "max_body_bytes", "max_in_flight", "timeout_ms"},
+           [&](std::string_view key, element v, const std::string& sub) {
+    if (key == "cluster") has_cluster = w.string(v, sub, m.cluster);
+    else if (key == "percent") {
+      if (w.number(v, sub, m.percent)) {
+        has_percent = true;
+        if (!percentToParts(m.percent, m.parts)) w.error(sub, "must be a percentage between 0 and 100 with at most 4 decimals");
+      }
+    } else if (key == "max_body_bytes") w.uint(v, sub, 0, 1ull << 30, m.max_body_bytes);
+    else if (key == "max_in_flight") w.uint(v, sub, 1, 100'000, m.max_in_flight);
+    else w.millis(v, sub, m.timeout);
+  });
+  if (e.is_object()) {
+    if (!has_cluster) w.error(path + ".cluster", "is required");
+    if (!has_percent) w.error(path + ".percent", "is required");
+  }
+}
+
 void parseRoute(Walker& w, element e, const std::string& path, RouteConfig& r) {
   bool has_name = false, has_cluster = false;
-  w.object(e, path, {"name", "match", "cluster", "flags", "evaluation_context", "require_flag"},
+  bool has_split = false;
+  w.object(e, path, {"name", "match", "cluster", "flags", "evaluation_context", "require_flag", "split", "mirror"},
            [&](std::string_view key, element v, const std::string& sub) {
-    if (key == "flags") {
+    if (key == "split") {
+      has_split = true;
+      r.split.emplace();
+      parseSplit(w, v, sub, *r.split);
+    } else if (key == "mirror") {
+      r.mirror.emplace();
+      parseMirror(w, v, sub, *r.mirror);
+    } else if (key == "flags") {
       if (v.is_string()) {
         std::string s;
         w.string(v, sub, s);
@@ -297,7 +470,9 @@ void parseRoute(Walker& w, element e, const std::string& path, RouteConfig& r) {
   });
   if (e.is_object()) {
     if (!has_name) w.error(path + ".name", "is required");
-    if (!has_cluster) w.error(path + ".cluster", "is required");
+    if (!has_cluster && !has_split) w.error(path + ".cluster", "is required (or a \"split\")");
+    if (has_cluster && has_split) w.error(path + ".split", "a route has either \"cluster\" or \"split\", not both");
+    if (has_split && r.split && r.split->salt.empty()) r.split->salt = r.name;
   }
 }
 
@@ -471,10 +646,18 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
     auto& r = cfg.routes[i];
     std::string rp = "routes[" + std::to_string(i) + "]";
     if (!r.name.empty() && !names.insert(r.name).second) w.error(rp + ".name", "duplicate route name \"" + r.name + "\"");
+    auto resolve = [&](const std::string& name, const std::string& field, std::size_t& index) {
+      auto it = std::find_if(cfg.clusters.begin(), cfg.clusters.end(), [&](auto& c) { return c.name == name; });
+      if (it == cfg.clusters.end()) w.error(field, "unknown cluster \"" + name + "\"");
+      else index = static_cast<std::size_t>(it - cfg.clusters.begin());
+    };
+    if (r.split)
+      for (std::size_t a = 0; a < r.split->arms.size(); ++a)
+        if (!r.split->arms[a].cluster.empty())
+          resolve(r.split->arms[a].cluster, rp + ".split.arms[" + std::to_string(a) + "].cluster", r.split->arms[a].cluster_index);
+    if (r.mirror && !r.mirror->cluster.empty()) resolve(r.mirror->cluster, rp + ".mirror.cluster", r.mirror->cluster_index);
     if (r.cluster.empty()) continue;
-    auto it = std::find_if(cfg.clusters.begin(), cfg.clusters.end(), [&](auto& c) { return c.name == r.cluster; });
-    if (it == cfg.clusters.end()) w.error(rp + ".cluster", "unknown cluster \"" + r.cluster + "\"");
-    else r.cluster_index = static_cast<std::size_t>(it - cfg.clusters.begin());
+    resolve(r.cluster, rp + ".cluster", r.cluster_index);
   }
 
   // Flags: the inline document first, then each file; a bad file never half-loads.

@@ -38,8 +38,8 @@ struct ClusterConfig {
 
 // Where a request value comes from: a header (name lowercased), a cookie or a query parameter.
 struct ValueSource {
-  enum class Kind { kHeader, kCookie, kQuery } kind = Kind::kHeader;
-  std::string name;
+  enum class Kind { kHeader, kCookie, kQuery, kClientIp } kind = Kind::kHeader;
+  std::string name;  // unused for kClientIp
 };
 
 // How the flag evaluation context is built from a request.
@@ -62,6 +62,52 @@ struct ContextSpec {
   void prepare();  // keys are proxy::fieldKey(name)
 };
 
+struct SplitArmConfig {
+  std::string name;
+  std::string cluster;
+  std::size_t cluster_index = 0;  // resolved by validation
+  double weight = 0;              // percent, up to 4 decimals
+  std::uint32_t parts = 0;        // weight in parts per million
+};
+
+// No sticky key on a request: generate an id, use it, and set it as a cookie.
+struct AssignCookieConfig {
+  std::string name = "fledge_uid";
+  std::uint32_t max_age = 30 * 24 * 3600;
+  bool secure = false;
+  bool http_only = true;
+  std::string same_site = "Lax";  // Strict, Lax or None
+  std::string path = "/";
+};
+
+// Testers may force an arm with a header and/or cookie naming it ("canary" or "canary;token=T").
+struct OverrideConfig {
+  std::string header;  // lowercased; empty = not by header
+  std::string cookie;  // empty = not by cookie
+  std::vector<std::string> allow;  // arms that may be forced
+  std::string token;   // required when non-empty (from "token" or the variable named by "token_env")
+};
+
+struct SplitConfig {
+  std::vector<SplitArmConfig> arms;
+  std::string salt;  // defaults to the route name
+  std::vector<ValueSource> sticky;  // key sources in order; none found: assign_cookie or random
+  std::optional<AssignCookieConfig> assign_cookie;
+  std::optional<OverrideConfig> overrides;
+  bool expose_arm_header = false;
+};
+
+// Shadow traffic: a copy of a share of requests goes to another cluster; its answer is dropped.
+struct MirrorConfig {
+  std::string cluster;
+  std::size_t cluster_index = 0;
+  double percent = 0;
+  std::uint32_t parts = 0;
+  std::uint64_t max_body_bytes = 1 << 20;  // larger bodies are not mirrored
+  std::uint32_t max_in_flight = 64;        // per worker; excess copies are dropped and counted
+  std::chrono::milliseconds timeout{5'000};
+};
+
 struct RequireFlag {
   std::string flag;
   std::string variant;
@@ -78,6 +124,8 @@ struct RouteConfig {
   std::vector<std::string> flags;  // flag keys to evaluate and pass upstream in x-fledge-flags
   std::optional<ContextSpec> context;  // replaces the global evaluation_context when set
   std::optional<RequireFlag> require_flag;
+  std::optional<SplitConfig> split;    // instead of `cluster`
+  std::optional<MirrorConfig> mirror;
 };
 
 struct ListenerConfig {

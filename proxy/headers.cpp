@@ -168,6 +168,7 @@ void appendResponseHead(std::string& out, const Head& head, const ResponseHeadIn
     appendField(out, f.name, f.value);
   }
   appendFraming(out, head, info.framing, info.content_length);
+  out.append(info.extra);
   if (!info.keep_alive) out.append(info.version == 10 ? "" : "Connection: close\r\n");
   else if (info.version == 10) out.append("Connection: keep-alive\r\n");
   out.append("\r\n");

@@ -40,6 +40,7 @@ struct ResponseHeadInfo {
   Framing framing = Framing::kLength;
   std::uint64_t content_length = 0;
   bool keep_alive = true;
+  std::string_view extra;  // complete header lines Fledge adds (x-fledge-arm, Set-Cookie)
 };
 
 // True for fields that never cross a hop: Connection and the fields it names, Keep-Alive, TE,

@@ -22,6 +22,13 @@ namespace http = beast::http;
 
 namespace {
 
+// Constant-time comparison: the time taken does not reveal how much of a token matched.
+bool tokenEquals(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (b.empty() ? 0 : b[i % b.size()]));
+  return diff == 0;
+}
+
 constexpr std::size_t kReadSize = 16 * 1024;
 constexpr std::size_t kResponseHeaderLimit = 64 * 1024;
 constexpr std::size_t kLingerMaxBytes = 1 << 20;
@@ -218,15 +225,17 @@ void Session::onHeader() {
   auto route = snap_->routes.match(host, path);
   if (!route) return reply(404, "no route", !keep_alive_ || request_has_body_);
   cluster_ = snap_->config.routes[*route].cluster_index;
+  const RequestView view{head, target, head.startA(), host, client_ip_};
 
   // Flags: evaluated on a context built from this request; results go upstream in one header.
   flags_header_.clear();
+  down_extra_.clear();
   const RouteFlags& rf = snap_->route_flags[*route];
   if (rf.active()) {
     const flags::FlagSet& set = *snap_->config.flag_set;
     flags::Arena& arena = w_.contextArena();
     arena.reset();
-    flags::Value ctx = buildContext(*rf.context, RequestView{head, target, head.startA(), host, client_ip_}, arena);
+    flags::Value ctx = buildContext(*rf.context, view, arena);
     const std::int64_t now = std::time(nullptr);
     if (rf.require) {
       flags::Evaluation ev = set.evaluate(*rf.require, ctx, w_.evalScratch(), now);
@@ -242,6 +251,15 @@ void Session::onHeader() {
       flags_header_.append(ev.variant->name);
     }
     if (!flags_header_.empty()) flags_header_.append("\r\n");
+  }
+
+  // Canary split: the arm decides the cluster; the upstream learns the arm.
+  const RouteSplit& rs = snap_->route_splits[*route];
+  if (rs.config) {
+    std::size_t arm = chooseArm(rs, view);
+    cluster_ = rs.config->arms[arm].cluster_index;
+    flags_header_.append(rs.upstream_lines[arm]);
+    if (rs.config->expose_arm_header) down_extra_.append(rs.upstream_lines[arm]);
   }
 
   char rid[32];
@@ -261,6 +279,58 @@ void Session::onHeader() {
   any_refused_ = false;
   retried_ = false;
   connectUpstream();
+}
+
+std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
+  const SplitConfig& sc = *rs.config;
+  flags::Arena& arena = w_.contextArena();
+  // Testers' override: "arm" or "arm;token=T", honoured only for allowlisted arms.
+  if (sc.overrides) {
+    const OverrideConfig& oc = *sc.overrides;
+    std::string_view value;
+    bool found = false;
+    if (!oc.header.empty()) value = findSource(ValueSource{ValueSource::Kind::kHeader, oc.header}, req, arena, found);
+    if (!found && !oc.cookie.empty()) value = findSource(ValueSource{ValueSource::Kind::kCookie, oc.cookie}, req, arena, found);
+    if (found) {
+      std::string_view name = value.substr(0, value.find(';'));
+      std::string_view token;
+      if (auto t = value.find(";token="); t != std::string_view::npos) token = value.substr(t + 7);
+      while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
+      bool allowed = std::find(oc.allow.begin(), oc.allow.end(), name) != oc.allow.end();
+      bool token_ok = oc.token.empty() || tokenEquals(token, oc.token);
+      std::size_t arm = rs.armIndex(name);
+      if (allowed && token_ok && arm < sc.arms.size()) {
+        log::debug("split override", {{"arm", std::string(name)}, {"client", client_ip_}});
+        return arm;
+      }
+    }
+  }
+  // Sticky key: the first source present.
+  for (const auto& src : sc.sticky) {
+    std::string_view key;
+    bool found = false;
+    if (src.kind == ValueSource::Kind::kClientIp) key = client_ip_, found = !key.empty();
+    else key = findSource(src, req, arena, found);
+    if (found && !key.empty()) return rs.table.pick(splitPoint(sc.salt, key));
+  }
+  if (sc.assign_cookie) {
+    // The cookie Fledge assigned earlier is the key of last resort.
+    bool found = false;
+    std::string_view key = findSource(ValueSource{ValueSource::Kind::kCookie, sc.assign_cookie->name}, req, arena, found);
+    if (found && !key.empty()) return rs.table.pick(splitPoint(sc.salt, key));
+    // A new visitor: give them an id, bucket on it, and let the cookie keep them on this arm.
+    char id[32];
+    w_.newRequestId(id);
+    const AssignCookieConfig& ac = *sc.assign_cookie;
+    down_extra_.append("Set-Cookie: ").append(ac.name).append("=").append(id, sizeof id);
+    down_extra_.append("; Path=").append(ac.path).append("; Max-Age=").append(std::to_string(ac.max_age));
+    down_extra_.append("; SameSite=").append(ac.same_site);
+    if (ac.secure) down_extra_.append("; Secure");
+    if (ac.http_only) down_extra_.append("; HttpOnly");
+    down_extra_.append("\r\n");
+    return rs.table.pick(splitPoint(sc.salt, std::string_view(id, sizeof id)));
+  }
+  return rs.table.pick(static_cast<std::uint32_t>(w_.random() % kSplitScale));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -486,6 +556,7 @@ void Session::onResponseHeader(error_code ec) {
   }
   if (w_.draining()) keep_alive_ = false;
   info.keep_alive = keep_alive_;
+  info.extra = down_extra_;
   out_head_.clear();
   appendResponseHead(out_head_, res_head_, info);
   out_framing_ = info.framing;

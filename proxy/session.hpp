@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "proxy/flag_context.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/http_head.hpp"
 #include "proxy/worker.hpp"
@@ -47,6 +48,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void onHeaderError(error_code ec);
   void onHeader();
   // Upstream connection.
+  std::size_t chooseArm(const RouteSplit& rs, const RequestView& req);
   void connectUpstream();
   void onConnect(error_code ec);
   void beginRequest();
@@ -89,7 +91,8 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   BodySink sink_;
   std::optional<HeadParser<true>> req_;
   std::optional<HeadParser<false>> res_;
-  std::string flags_header_;  // "x-fledge-flags: ...\r\n" for the current request
+  std::string flags_header_;  // lines Fledge adds upstream: x-fledge-flags, x-fledge-arm
+  std::string down_extra_;    // lines Fledge adds to the response: x-fledge-arm, Set-Cookie
   std::string out_head_;  // the head to send with the next body piece
   bool head_pending_ = false;
   Framing out_framing_ = Framing::kNone;

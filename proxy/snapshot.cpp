@@ -69,6 +69,19 @@ std::shared_ptr<const Snapshot> Snapshot::create(Config config, std::string& err
       }
     }
     snap->route_flags.push_back(std::move(rf));
+
+    RouteSplit rs;
+    if (r.split) {
+      rs.config = &*r.split;
+      std::vector<std::uint32_t> parts;
+      for (const auto& arm : r.split->arms) {
+        parts.push_back(arm.parts);
+        rs.upstream_lines.push_back("x-fledge-arm: " + arm.name + "\r\n");
+      }
+      rs.table = SplitTable(parts);
+      if (r.split->overrides && !r.split->overrides->header.empty()) rs.override_header_key = fieldKey(r.split->overrides->header);
+    }
+    snap->route_splits.push_back(std::move(rs));
   }
   return snap;
 }

@@ -9,7 +9,9 @@
 
 #include "flags/flag_set.hpp"
 #include "proxy/config.hpp"
+#include "proxy/http_head.hpp"
 #include "proxy/router.hpp"
+#include "proxy/split.hpp"
 
 namespace fledge::proxy {
 
@@ -29,11 +31,25 @@ struct RouteFlags {
   bool active() const { return !flags.empty() || require; }
 };
 
+// A route's split, compiled: cumulative weights and the header lines each arm adds.
+struct RouteSplit {
+  const SplitConfig* config = nullptr;  // nullptr: the route has a plain cluster
+  SplitTable table;
+  std::vector<std::string> upstream_lines;  // "x-fledge-arm: canary\r\n"
+  std::uint32_t override_header_key = 0;    // fieldKey of overrides->header
+  std::size_t armIndex(std::string_view name) const {
+    for (std::size_t i = 0; i < config->arms.size(); ++i)
+      if (config->arms[i].name == name) return i;
+    return config->arms.size();
+  }
+};
+
 struct Snapshot {
   Config config;
   RouteTable routes;
   std::vector<ResolvedCluster> clusters;  // index-aligned with config.clusters
   std::vector<RouteFlags> route_flags;    // index-aligned with config.routes
+  std::vector<RouteSplit> route_splits;   // index-aligned with config.routes
 
   explicit Snapshot(Config c) : config(std::move(c)), routes(config.routes) {}
 

@@ -130,6 +130,8 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
+std::uint64_t Worker::random() { return splitmix64(rng_state_); }
+
 void Worker::newRequestId(char out[32]) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::uint64_t a = splitmix64(rng_state_), b = splitmix64(rng_state_);

@@ -53,6 +53,7 @@ class Worker {
   bool draining() const { return draining_; }
   // A fresh 128-bit request id, as 32 lowercase hex digits.
   void newRequestId(char out[32]);
+  std::uint64_t random();
 
   std::size_t sessionCount() const { return session_count_; }
   // Scratch for flag evaluation; requests on one worker run one at a time between awaits.
