@@ -7,6 +7,7 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <charconv>
 #include <thread>
 
@@ -24,6 +25,10 @@ namespace {
 
 std::atomic<std::uint64_t> g_connections{0};
 std::atomic<std::uint64_t> g_requests{0};
+// The description of the last request marked x-fledge-shadow, served at /__echo/last-shadow so
+// tests can see what a mirrored copy looked like.
+std::mutex g_shadow_mu;
+std::string g_last_shadow = "{}";
 
 std::string_view queryParam(std::string_view target, std::string_view key) {
   auto q = target.find('?');
@@ -120,9 +125,17 @@ void serve(tcp::socket sock, std::string name, std::uint64_t conn_id) {
     const bool raw = !queryParam(target, "bytes").empty();
     if (raw) {
       size = queryNumber(target, "bytes", 0);
+    } else if (target == "/__echo/last-shadow") {
+      std::lock_guard lock(g_shadow_mu);
+      json = g_last_shadow;
+      size = json.size();
     } else {
       json = describe(name, p, body_len, conn_id, n);
       size = json.size();
+      if (req.find("x-fledge-shadow") != req.end()) {
+        std::lock_guard lock(g_shadow_mu);
+        g_last_shadow = json;
+      }
     }
     http::response<http::buffer_body> res{static_cast<http::status>(status), req.version()};
     res.set(http::field::server, "fledge-echo");

@@ -262,14 +262,21 @@ void Session::onHeader() {
     if (rs.config->expose_arm_header) down_extra_.append(rs.upstream_lines[arm]);
   }
 
-  char rid[32];
+  // Shadow traffic: decide now, copy the body while it streams, send once the primary has it all.
+  mirror_ = nullptr;
+  mirror_body_.clear();
+  if (const auto& mc = snap_->config.routes[*route].mirror; mc && w_.random() % kSplitScale < mc->parts) {
+    if (!content_length || *content_length <= mc->max_body_bytes) mirror_ = &*mc;  // chunked: checked as it streams
+  }
+
+  char* rid = request_id_;
   w_.newRequestId(rid);
   RequestHeadInfo info;
   info.method = head.startA();
   info.target = target;
   if (req_->chunked()) info.framing = Framing::kChunked;
   else if (content_length) info.framing = Framing::kLength, info.content_length = *content_length;
-  info.forward = ForwardInfo{client_ip_, "http", std::string_view(rid, sizeof rid)};
+  info.forward = ForwardInfo{client_ip_, "http", std::string_view(rid, sizeof request_id_)};
   info.extra = flags_header_;
   out_head_.clear();
   appendRequestHead(out_head_, head, info);
@@ -484,6 +491,14 @@ void Session::frameOut(std::size_t n, bool last) {
 
 void Session::writeRequest() {
   const bool last = req_->is_done();
+  if (mirror_ && sink_.size != 0) {
+    if (mirror_body_.size() + sink_.size > mirror_->max_body_bytes) {
+      mirror_ = nullptr;  // too large to mirror
+      std::string().swap(mirror_body_);
+    } else {
+      mirror_body_.append(chunk_.get(), sink_.size);
+    }
+  }
   frameOut(sink_.size, last);
   arm(snap_->config.timeouts.upstream_response);
   asio::async_write(up_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
@@ -503,7 +518,28 @@ void Session::onRequestWritten(error_code ec, std::size_t) {
     return upstreamFailed(ec, "send");
   }
   if (!request_sent_) return pumpRequest();
+  if (mirror_) sendMirror();
   readResponseHeader();
+}
+
+void Session::sendMirror() {
+  const MirrorConfig& mc = *mirror_;
+  mirror_ = nullptr;
+  RequestHeadInfo info;
+  info.method = req_head_.startA();
+  info.target = req_head_.startB();
+  info.framing = request_has_body_ ? Framing::kLength : Framing::kNone;
+  info.content_length = mirror_body_.size();
+  info.forward = ForwardInfo{client_ip_, "http", std::string_view(request_id_, sizeof request_id_)};
+  std::string extra = flags_header_;
+  extra += "x-fledge-shadow: 1\r\nConnection: close\r\n";
+  info.extra = extra;
+  std::string request;
+  request.reserve(512 + mirror_body_.size());
+  appendRequestHead(request, req_head_, info);
+  request += mirror_body_;
+  mirror_body_.clear();
+  w_.mirror(std::move(request), mc.cluster_index, mc.max_in_flight, mc.timeout);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void frameOut(std::size_t n, bool last);
   void onRequestWritten(error_code ec, std::size_t);
   // Response.
+  void sendMirror();
   void readResponseHeader();
   void onResponseHeader(error_code ec);
   void pumpResponse();
@@ -93,6 +94,9 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   std::optional<HeadParser<false>> res_;
   std::string flags_header_;  // lines Fledge adds upstream: x-fledge-flags, x-fledge-arm
   std::string down_extra_;    // lines Fledge adds to the response: x-fledge-arm, Set-Cookie
+  const MirrorConfig* mirror_ = nullptr;  // set while this request is to be mirrored
+  std::string mirror_body_;
+  char request_id_[32];
   std::string out_head_;  // the head to send with the next body piece
   bool head_pending_ = false;
   Framing out_framing_ = Framing::kNone;

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "proxy/log.hpp"
+#include "proxy/mirror.hpp"
 #include "proxy/session.hpp"
 
 namespace fledge::proxy {
@@ -128,6 +129,22 @@ void Worker::stop() {
 
 void Worker::join() {
   if (thread_.joinable()) thread_.join();
+}
+
+void Worker::mirror(std::string request, std::size_t cluster, std::uint32_t max_in_flight,
+                    std::chrono::milliseconds timeout) {
+  if (draining_) return;
+  if (mirror_stats_.in_flight >= max_in_flight) {
+    ++mirror_stats_.dropped;
+    return;
+  }
+  auto ep = pool_->pick(cluster, 0, Clock::now());
+  if (!ep) {
+    ++mirror_stats_.failed;
+    return;
+  }
+  ++mirror_stats_.sent;
+  std::make_shared<MirrorCall>(*this, std::move(request), snap_->clusters[cluster].endpoints[*ep], timeout)->start();
 }
 
 std::uint64_t Worker::random() { return splitmix64(rng_state_); }

@@ -23,6 +23,16 @@
 namespace fledge::proxy {
 
 class Session;
+class MirrorCall;
+
+// Per-worker shadow-traffic counters (read for metrics; written only by this worker).
+struct MirrorStats {
+  std::uint64_t sent = 0;       // copies started
+  std::uint64_t dropped = 0;    // not sent: the per-worker in-flight limit was reached
+  std::uint64_t completed = 0;  // a response came back (and was discarded)
+  std::uint64_t failed = 0;     // connect, send or read failed, or timed out
+  std::uint32_t in_flight = 0;
+};
 using SessionHook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
 class Worker {
@@ -56,12 +66,16 @@ class Worker {
   std::uint64_t random();
 
   std::size_t sessionCount() const { return session_count_; }
+  const MirrorStats& mirrorStats() const { return mirror_stats_; }
+  // Starts a shadow copy to `cluster` unless `max_in_flight` copies are already running.
+  void mirror(std::string request, std::size_t cluster, std::uint32_t max_in_flight, std::chrono::milliseconds timeout);
   // Scratch for flag evaluation; requests on one worker run one at a time between awaits.
   flags::EvalScratch& evalScratch() { return eval_scratch_; }
   flags::Arena& contextArena() { return context_arena_; }
 
  private:
   friend class Session;
+  friend class MirrorCall;
   void accept(std::size_t i);
   void scheduleSweep();
   void sweep();
@@ -72,6 +86,7 @@ class Worker {
   boost::intrusive::list<Session, boost::intrusive::base_hook<SessionHook>, boost::intrusive::constant_time_size<false>>
       sessions_;
   std::size_t session_count_ = 0;
+  MirrorStats mirror_stats_;
   flags::EvalScratch eval_scratch_;
   flags::Arena context_arena_;
   std::uint64_t rng_state_;

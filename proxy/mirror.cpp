@@ -1,0 +1,76 @@
+#include "proxy/mirror.hpp"
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/read.hpp>
+
+#include "proxy/worker.hpp"
+
+namespace fledge::proxy {
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+
+namespace {
+constexpr std::size_t kDiscard = 16 * 1024;
+}
+
+MirrorCall::MirrorCall(Worker& worker, std::string request, asio::ip::tcp::endpoint endpoint,
+                       std::chrono::milliseconds timeout)
+    : w_(worker), request_(std::move(request)), endpoint_(endpoint), socket_(worker.ioc()), timer_(worker.ioc()) {
+  ++w_.mirror_stats_.in_flight;
+  timer_.expires_after(timeout);
+}
+
+MirrorCall::~MirrorCall() { --w_.mirror_stats_.in_flight; }
+
+void MirrorCall::start() {
+  timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec && !self->done_) {
+      boost::system::error_code ignored;
+      self->socket_.close(ignored);  // timed out: abandon the copy
+    }
+  });
+  socket_.async_connect(endpoint_, [self = shared_from_this()](boost::system::error_code ec) { self->onConnect(ec); });
+}
+
+void MirrorCall::onConnect(boost::system::error_code ec) {
+  if (ec) return finish(false);
+  asio::async_write(socket_, asio::buffer(request_),
+                    [self = shared_from_this()](boost::system::error_code e, std::size_t) { self->onWrite(e); });
+}
+
+void MirrorCall::onWrite(boost::system::error_code ec) {
+  if (ec) return finish(false);
+  discard_ = std::make_unique<char[]>(kDiscard);
+  parser_.emplace(head_, sink_);
+  parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+  readSome();
+}
+
+void MirrorCall::readSome() {
+  sink_.reset(discard_.get(), kDiscard);  // the body is read and dropped
+  http::async_read_some(socket_, buffer_, *parser_, [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) return self->finish(false);
+    if (self->parser_->is_done()) {
+      if (self->parser_->status() >= 100 && self->parser_->status() < 200) {  // interim: read on
+        self->parser_.emplace(self->head_, self->sink_);
+        self->parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
+        return self->readSome();
+      }
+      return self->finish(true);
+    }
+    self->readSome();
+  });
+}
+
+void MirrorCall::finish(bool ok) {
+  if (done_) return;
+  done_ = true;
+  if (ok) ++w_.mirror_stats_.completed;
+  else ++w_.mirror_stats_.failed;
+  boost::system::error_code ignored;
+  timer_.cancel();
+  socket_.close(ignored);
+}
+
+}  // namespace fledge::proxy

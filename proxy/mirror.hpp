@@ -1,0 +1,46 @@
+#pragma once
+// Shadow traffic: a fire-and-forget copy of a request sent to another cluster on its own
+// connection. Its response is read and dropped; nothing it does can reach the primary exchange.
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proxy/http_head.hpp"
+
+namespace fledge::proxy {
+
+class Worker;
+
+class MirrorCall : public std::enable_shared_from_this<MirrorCall> {
+ public:
+  // `request` is the complete request (head and body) to send.
+  MirrorCall(Worker& worker, std::string request, boost::asio::ip::tcp::endpoint endpoint,
+             std::chrono::milliseconds timeout);
+  ~MirrorCall();
+  void start();
+
+ private:
+  void onConnect(boost::system::error_code ec);
+  void onWrite(boost::system::error_code ec);
+  void readSome();
+  void finish(bool ok);
+
+  Worker& w_;
+  std::string request_;
+  boost::asio::ip::tcp::endpoint endpoint_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer timer_;
+  boost::beast::flat_buffer buffer_;
+  Head head_;
+  BodySink sink_;
+  std::unique_ptr<char[]> discard_;
+  std::optional<HeadParser<false>> parser_;
+  bool done_ = false;
+};
+
+}  // namespace fledge::proxy
