@@ -11,6 +11,7 @@
 #include "flags/murmur3.hpp"
 #include "proxy/flag_context.hpp"
 #include "proxy/router.hpp"
+#include "proxy/split.hpp"
 
 namespace {
 using namespace fledge;
@@ -117,6 +118,38 @@ void BM_ContextFrom10Headers(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_ContextFrom10Headers);
+
+// Picking a canary arm as the proxy does: sticky key from a request header (among 10), murmur3
+// of salt + key, walk of the cumulative weights.
+void BM_PickArm(benchmark::State& state) {
+  namespace http = boost::beast::http;
+  std::vector<proxy::Head> heads(64);
+  for (std::size_t i = 0; i < heads.size(); ++i) {
+    auto& head = heads[i];
+    head.setStartLine("GET", "/shop/cart");
+    std::string user = "user-" + std::to_string(1000 + i);
+    const std::pair<std::string_view, std::string_view> headers[] = {
+        {"Host", "shop.example"}, {"User-Agent", "Mozilla/5.0 (X11; Linux x86_64)"}, {"Accept", "*/*"},
+        {"Accept-Encoding", "gzip"}, {"X-Forwarded-For", "10.0.0.1"}, {"X-User-Id", user},
+        {"X-Plan", "pro"}, {"Cookie", "theme=dark"}, {"X-App-Version", "1.2.3"}, {"Referer", "https://shop.example/"}};
+    for (auto [k, v] : headers) head.addField(http::string_to_field(k), k, v);
+  }
+  const proxy::ValueSource sticky{proxy::ValueSource::Kind::kHeader, "x-user-id"};
+  proxy::SplitTable table({50'000, 950'000});
+  flags::Arena arena;
+  std::size_t i = 0, canary = 0;
+  for (auto _ : state) {
+    const proxy::Head& head = heads[i++ & 63];
+    proxy::RequestView req{head, "/shop/cart", "GET", "shop.example", "10.0.0.1"};
+    bool found = false;
+    std::string_view key = proxy::findSource(sticky, req, arena, found);
+    std::size_t arm = table.pick(proxy::splitPoint("web", key));
+    canary += arm == 0;
+    benchmark::DoNotOptimize(arm);
+  }
+  benchmark::DoNotOptimize(canary);
+}
+BENCHMARK(BM_PickArm);
 
 void BM_Murmur3_24Bytes(benchmark::State& state) {
   std::string key = "route-web/user-1234567890";

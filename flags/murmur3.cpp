@@ -78,12 +78,36 @@ struct Hasher {
 }  // namespace
 
 std::uint32_t murmur3_x86_32(std::string_view data, std::uint32_t seed) noexcept {
-  Hasher hs{seed, 0, {}, 0};
-  hs.feed(data);
-  return hs.finish();
+  // The straight-line form of the reference implementation.
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  const std::size_t n = data.size();
+  std::uint32_t h = seed;
+  std::size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    std::uint32_t k;
+    std::memcpy(&k, p + i, 4);
+    h ^= mixK(k);
+    h = rotl32(h, 13);
+    h = h * 5 + 0xe6546b64;
+  }
+  std::uint32_t k = 0;
+  switch (n & 3) {
+    case 3: k ^= std::uint32_t{p[i + 2]} << 16; [[fallthrough]];
+    case 2: k ^= std::uint32_t{p[i + 1]} << 8; [[fallthrough]];
+    case 1: k ^= p[i]; h ^= mixK(k);
+  }
+  h ^= static_cast<std::uint32_t>(n);
+  return fmix32(h);
 }
 
 std::uint32_t murmur3_x86_32(std::string_view a, std::string_view b, std::uint32_t seed) noexcept {
+  // Short pieces (route salts, flag keys, user ids) are joined on the stack and hashed in one go.
+  if (a.size() + b.size() <= 256) {
+    char buf[256];
+    std::memcpy(buf, a.data(), a.size());
+    std::memcpy(buf + a.size(), b.data(), b.size());
+    return murmur3_x86_32(std::string_view(buf, a.size() + b.size()), seed);
+  }
   Hasher hs{seed, 0, {}, 0};
   hs.feed(a);
   hs.feed(b);

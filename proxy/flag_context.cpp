@@ -90,25 +90,6 @@ bool findQuery(std::string_view target, std::string_view name, std::string_view&
 
 }  // namespace
 
-std::string_view findSource(const ValueSource& src, const RequestView& req, flags::Arena& arena, bool& found) {
-  std::string_view out;
-  found = false;
-  switch (src.kind) {
-    case ValueSource::Kind::kHeader:
-      for (std::size_t i = 0; i < req.head.size(); ++i) {
-        auto f = req.head[i];
-        if (f.name.size() == src.name.size() && boost::beast::iequals(f.name, src.name)) {
-          found = true;
-          return f.value;
-        }
-      }
-      return out;
-    case ValueSource::Kind::kCookie: found = findCookie(req.head, src.name, out); return out;
-    case ValueSource::Kind::kQuery: found = findQuery(req.target, src.name, out, arena); return out;
-  }
-  return out;
-}
-
 namespace {
 
 // `name` is a request field name, `lower` a configured (lowercased) one. Field names are tokens,
@@ -143,6 +124,27 @@ inline bool equalsLower(std::string_view name, std::string_view lower) {
 }
 
 }  // namespace
+
+std::string_view findSource(const ValueSource& src, const RequestView& req, flags::Arena& arena, bool& found) {
+  std::string_view out;
+  found = false;
+  switch (src.kind) {
+    case ValueSource::Kind::kHeader: {
+      const std::uint32_t key = fieldKey(src.name);
+      for (std::size_t i = 0; i < req.head.size(); ++i) {
+        if (req.head.key(i) == key && equalsLower(req.head.name(i), src.name)) {
+          found = true;
+          return req.head.value(i);
+        }
+      }
+      return out;
+    }
+    case ValueSource::Kind::kCookie: found = findCookie(req.head, src.name, out); return out;
+    case ValueSource::Kind::kQuery: found = findQuery(req.target, src.name, out, arena); return out;
+    case ValueSource::Kind::kClientIp: found = !req.client_ip.empty(); return req.client_ip;
+  }
+  return out;
+}
 
 flags::Value buildContext(const ContextSpec& spec, const RequestView& req, flags::Arena& arena) {
   using flags::Member;
