@@ -917,11 +917,6 @@ bool compileLogic(const Value& logic, const Evaluators& evaluators, ConstPool& p
   return errors.size() == before;
 }
 
-Value evaluate(const Node& node, EvalState& state) {
-  static const Value kEmpty = Value::object(nullptr, 0);
-  return ev(node, state.root ? *state.root : kEmpty, state);
-}
-
 int pickBucket(std::uint32_t hash, const std::uint64_t* weights, std::size_t n, std::uint64_t total) {
   const std::uint64_t bucket = (static_cast<std::uint64_t>(hash) * total) >> 32;
   std::uint64_t sum = 0;

@@ -75,7 +75,13 @@ struct Evaluators {
 bool compileLogic(const Value& logic, const Evaluators& evaluators, ConstPool& pool, const std::string& path,
                   Node& out, std::vector<LogicError>& errors);
 
-Value evaluate(const Node& node, EvalState& state);
+// The context used when none is given: an empty object.
+inline const Value kEmptyObject = Value::object(nullptr, 0);
+
+inline Value evaluate(const Node& node, EvalState& state) {
+  if (node.op == Op::kLiteral) return node.literal;
+  return node.fn(node, state.root ? *state.root : kEmptyObject, state);
+}
 
 // flagd's bucketing: murmur3_x86_32(key) scaled onto [0, total) and walked through the weights.
 // Returns the index of the chosen bucket, or -1 when every weight is zero.
