@@ -66,6 +66,7 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
 
   void write(Response res) {
     res.set(http::field::server, server_.options_.server_name);
+    if (server_.options_.on_response) server_.options_.on_response(res.result_int());
     res_ = std::make_unique<Response>(std::move(res));
     stream_.expires_after(server_.options_.read_timeout);
     http::async_write(stream_, *res_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
@@ -123,8 +124,25 @@ tcp::endpoint HttpServer::listen(const tcp::endpoint& ep, boost::system::error_c
   return acceptor_.local_endpoint(ec);
 }
 
+void HttpServer::every(std::chrono::milliseconds period, std::function<void()> task) {
+  periodic_.push_back(std::make_unique<Periodic>(Periodic{period, std::move(task), nullptr}));
+}
+
+void HttpServer::arm(Periodic& p) {
+  p.timer->expires_after(p.period);
+  p.timer->async_wait([this, &p](beast::error_code ec) {
+    if (ec) return;
+    p.task();
+    arm(p);
+  });
+}
+
 void HttpServer::start() {
   accept();
+  for (auto& p : periodic_) {
+    p->timer = std::make_unique<asio::steady_timer>(ioc_);
+    arm(*p);
+  }
   thread_ = std::thread([this] { ioc_.run(); });
 }
 

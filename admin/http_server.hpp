@@ -3,6 +3,7 @@
 // admin API, OFREP, metrics). Handlers run on that thread; bodies are bounded strings.
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
@@ -24,6 +25,7 @@ struct HttpServerOptions {
   std::chrono::milliseconds read_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
   std::string server_name = "fledge";
+  std::function<void(unsigned status)> on_response;  // called on the server thread per response
 };
 
 class HttpServer {
@@ -41,6 +43,8 @@ class HttpServer {
   boost::asio::ip::tcp::endpoint listen(const boost::asio::ip::tcp::endpoint& ep, boost::system::error_code& ec);
   void start();
   void stop();
+  // Runs `task` on the server's thread every `period` (from start() until stop()).
+  void every(std::chrono::milliseconds period, std::function<void()> task);
 
   // Helpers for handlers.
   static Response text(const Request& req, boost::beast::http::status status, std::string body);
@@ -59,8 +63,15 @@ class HttpServer {
 
   HttpServerOptions options_;
   std::vector<Route> routes_;
+  struct Periodic {
+    std::chrono::milliseconds period;
+    std::function<void()> task;
+    std::unique_ptr<boost::asio::steady_timer> timer;
+  };
+  void arm(Periodic& p);
   boost::asio::io_context ioc_{1};
   boost::asio::ip::tcp::acceptor acceptor_{ioc_};
+  std::vector<std::unique_ptr<Periodic>> periodic_;  // after ioc_: its timers go first
   std::thread thread_;
 };
 

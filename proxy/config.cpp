@@ -531,7 +531,7 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
   bool has_listeners = false;
   w.object(root, "",
            {"listeners", "workers", "admin", "timeouts", "limits", "clusters", "routes", "log_level", "flags",
-            "flag_files", "evaluation_context", "ofrep"},
+            "flag_files", "evaluation_context", "ofrep", "metrics", "access_log"},
            [&](std::string_view key, element v, const std::string& path) {
              if (key == "listeners") {
                has_listeners = true;
@@ -609,6 +609,17 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
                });
              } else if (key == "evaluation_context") {
                parseContextSpec(w, v, path, cfg.context);
+             } else if (key == "metrics") {
+               w.object(v, path, {"enabled", "tokens_file"}, [&](std::string_view mk, element mv, const std::string& mp) {
+                 if (mk == "enabled") w.boolean(mv, mp, cfg.metrics.enabled);
+                 else w.string(mv, mp, cfg.metrics.tokens_file);
+               });
+             } else if (key == "access_log") {
+               w.object(v, path, {"enabled", "path", "queue_size"}, [&](std::string_view ak, element av, const std::string& ap) {
+                 if (ak == "enabled") w.boolean(av, ap, cfg.access_log.enabled);
+                 else if (ak == "path") w.string(av, ap, cfg.access_log.path);
+                 else w.uint(av, ap, 1, 1u << 20, cfg.access_log.queue_size);
+               });
              } else if (key == "ofrep") {
                w.object(v, path, {"enabled", "listen", "tokens_file"}, [&](std::string_view ok, element ov, const std::string& op) {
                  if (ok == "enabled") {

@@ -154,6 +154,17 @@ struct AdminConfig {
   HostPort listen{"127.0.0.1", 9901};
 };
 
+struct MetricsConfig {
+  bool enabled = true;
+  std::string tokens_file;  // read tokens for GET /metrics; also FLEDGE_METRICS_TOKENS
+};
+
+struct AccessLogConfig {
+  bool enabled = false;
+  std::string path;  // empty or "-": stderr
+  std::uint32_t queue_size = 8192;  // lines buffered per worker; when full, lines are dropped and counted
+};
+
 struct OfrepConfig {
   bool enabled = true;
   HostPort listen{"127.0.0.1", 8016};
@@ -172,6 +183,8 @@ struct Config {
   ContextSpec context;                                  // evaluation_context
   std::shared_ptr<const flags::FlagSet> flag_set;       // "flags" + "flag_files", compiled
   OfrepConfig ofrep;
+  MetricsConfig metrics;
+  AccessLogConfig access_log;
 
   const ClusterConfig* findCluster(std::string_view name) const;
 };

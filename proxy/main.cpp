@@ -11,7 +11,9 @@
 #include <string_view>
 
 #include "admin/http_server.hpp"
+#include "admin/metrics.hpp"
 #include "admin/ofrep.hpp"
+#include "proxy/access_log.hpp"
 #include "proxy/config.hpp"
 #include "proxy/echo_upstream.hpp"
 #include "proxy/log.hpp"
@@ -64,8 +66,25 @@ int run(const std::string& path) {
     return 1;
   }
 
+  // Access log (optional) and metrics, both fed by the workers.
+  std::unique_ptr<proxy::AccessLog> access_log;
+  if (snap->config.access_log.enabled) {
+    access_log = std::make_unique<proxy::AccessLog>(snap->config.access_log, server->workerCount());
+    for (auto* w : server->workers()) w->setAccessLog(access_log.get());
+  }
+  admin::Metrics metrics(snap, server->workerMetrics());
+  std::vector<std::string> metrics_tokens;
+  if (!admin::loadTokens(snap->config.metrics.tokens_file, "FLEDGE_METRICS_TOKENS", metrics_tokens, err)) {
+    log::error("cannot start metrics", {{"error", err}});
+    return 1;
+  }
+
   std::atomic<bool> ready{false};
-  admin::HttpServer admin;
+  admin::HttpServerOptions admin_options;
+  admin_options.on_response = [&metrics](unsigned status) { metrics.adminResponse(status); };
+  admin::HttpServer admin(admin_options);
+  metrics.install(admin, std::move(metrics_tokens));
+  admin.every(std::chrono::seconds(1), [&metrics] { metrics.sample(admin::Metrics::Clock::now()); });
   admin.handle(http::verb::get, "/healthz",
                [](const admin::Request& req) { return admin::HttpServer::text(req, http::status::ok, "ok"); });
   admin.handle(http::verb::get, "/readyz", [&ready](const admin::Request& req) {
@@ -117,6 +136,7 @@ int run(const std::string& path) {
     if (!e) signal_name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
   });
 
+  if (access_log) access_log->start();
   server->start();
   admin.start();
   if (ofrep_server) ofrep_server->start();
@@ -137,6 +157,8 @@ int run(const std::string& path) {
   if (!clean) log::warn("drain time exceeded; remaining connections closed");
   admin.stop();
   if (ofrep_server) ofrep_server->stop();
+  if (access_log && !access_log->stop())
+    access_log.release();  // its writer is stuck on a dead sink and still uses it; the process is exiting
   log::info("stopped", {{"clean", clean ? "true" : "false"}});
   return 0;
 }

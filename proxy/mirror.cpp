@@ -13,9 +13,9 @@ namespace {
 constexpr std::size_t kDiscard = 16 * 1024;
 }
 
-MirrorCall::MirrorCall(Worker& worker, std::string request, asio::ip::tcp::endpoint endpoint,
+MirrorCall::MirrorCall(Worker& worker, std::string request, std::size_t route, asio::ip::tcp::endpoint endpoint,
                        std::chrono::milliseconds timeout)
-    : w_(worker), request_(std::move(request)), endpoint_(endpoint), socket_(worker.ioc()), timer_(worker.ioc()) {
+    : w_(worker), request_(std::move(request)), route_(route), endpoint_(endpoint), socket_(worker.ioc()), timer_(worker.ioc()) {
   ++w_.mirror_stats_.in_flight;
   timer_.expires_after(timeout);
 }
@@ -66,8 +66,12 @@ void MirrorCall::readSome() {
 void MirrorCall::finish(bool ok) {
   if (done_) return;
   done_ = true;
-  if (ok) ++w_.mirror_stats_.completed;
-  else ++w_.mirror_stats_.failed;
+  if (ok) {
+    ++w_.mirror_stats_.completed;
+  } else {
+    ++w_.mirror_stats_.failed;
+    w_.metrics().mirror(route_, MirrorResult::kFailed);
+  }
   boost::system::error_code ignored;
   timer_.cancel();
   socket_.close(ignored);

@@ -19,7 +19,7 @@ class Worker;
 class MirrorCall : public std::enable_shared_from_this<MirrorCall> {
  public:
   // `request` is the complete request (head and body) to send.
-  MirrorCall(Worker& worker, std::string request, boost::asio::ip::tcp::endpoint endpoint,
+  MirrorCall(Worker& worker, std::string request, std::size_t route, boost::asio::ip::tcp::endpoint endpoint,
              std::chrono::milliseconds timeout);
   ~MirrorCall();
   void start();
@@ -32,6 +32,7 @@ class MirrorCall : public std::enable_shared_from_this<MirrorCall> {
 
   Worker& w_;
   std::string request_;
+  std::size_t route_;
   boost::asio::ip::tcp::endpoint endpoint_;
   boost::asio::ip::tcp::socket socket_;
   boost::asio::steady_timer timer_;

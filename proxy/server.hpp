@@ -18,6 +18,16 @@ class Server {
   // Actual listening endpoints, one per configured listener.
   const std::vector<boost::asio::ip::tcp::endpoint>& endpoints() const { return endpoints_; }
   unsigned workerCount() const { return static_cast<unsigned>(workers_.size()); }
+  std::vector<const WorkerMetrics*> workerMetrics() const {
+    std::vector<const WorkerMetrics*> out;
+    for (const auto& w : workers_) out.push_back(&w->metrics());
+    return out;
+  }
+  std::vector<Worker*> workers() const {
+    std::vector<Worker*> out;
+    for (const auto& w : workers_) out.push_back(w.get());
+    return out;
+  }
 
   void start();
   // Stops accepting and lets in-flight requests finish; returns true if every worker finished

@@ -75,6 +75,7 @@ Session::Session(Worker& worker, tcp::socket socket)
     : w_(worker), down_(std::move(socket)), up_(worker.ioc()) {
   w_.sessions_.push_back(*this);
   ++w_.session_count_;
+  w_.metrics().gauge(w_.metrics().downstreamConnections(), 1);
   boost::system::error_code ec;
   down_.set_option(tcp::no_delay(true), ec);
   auto remote = down_.remote_endpoint(ec);
@@ -87,6 +88,7 @@ Session::Session(Worker& worker, tcp::socket socket)
 
 Session::~Session() {
   --w_.session_count_;
+  w_.metrics().gauge(w_.metrics().downstreamConnections(), -1);
   if (has_upstream_) releaseUpstream(false);
 }
 
@@ -181,6 +183,15 @@ void Session::onHeaderError(error_code ec) {
 
 void Session::onHeader() {
   disarm();
+  started_ = Clock::now();
+  route_idx_ = w_.snapshot().config.routes.size();  // "no route" until one matches
+  arm_idx_ = 0;
+  recorded_ = false;
+  routed_any_ = true;
+  w_.newRequestId(request_id_);
+  bytes_in_ = bytes_out_ = 0;
+  upstream_used_ = false;
+  flags_header_.clear();
   const auto& cfg = w_.snapshot().config;
   const Head& head = req_head_;
   version_ = req_->version();
@@ -225,6 +236,7 @@ void Session::onHeader() {
   auto route = snap_->routes.match(host, path);
   if (!route) return reply(404, "no route", !keep_alive_ || request_has_body_);
   cluster_ = snap_->config.routes[*route].cluster_index;
+  route_idx_ = *route;
   const RequestView view{head, target, head.startA(), host, client_ip_};
 
   // Flags: evaluated on a context built from this request; results go upstream in one header.
@@ -239,11 +251,17 @@ void Session::onHeader() {
     const std::int64_t now = std::time(nullptr);
     if (rf.require) {
       flags::Evaluation ev = set.evaluate(*rf.require, ctx, w_.evalScratch(), now);
+      w_.metrics().flagEvaluation(static_cast<std::size_t>(rf.require - set.flags().data()),
+                                  ev.variant ? static_cast<int>(ev.variant - rf.require->variants.data()) : -1,
+                                  static_cast<std::size_t>(ev.reason), rf.require->variants.size());
       if (!ev.variant || ev.variant->name != rf.require_variant)
         return reply(rf.require_status, "not available", !keep_alive_ || request_has_body_);
     }
     for (const flags::Flag* f : rf.flags) {
       flags::Evaluation ev = set.evaluate(*f, ctx, w_.evalScratch(), now);
+      w_.metrics().flagEvaluation(static_cast<std::size_t>(f - set.flags().data()),
+                                  ev.variant ? static_cast<int>(ev.variant - f->variants.data()) : -1,
+                                  static_cast<std::size_t>(ev.reason), f->variants.size());
       if (!ev.variant) continue;  // disabled, no default, or an error: nothing to pass on
       flags_header_.append(flags_header_.empty() ? "x-fledge-flags: " : ", ");
       flags_header_.append(f->key);
@@ -257,6 +275,7 @@ void Session::onHeader() {
   const RouteSplit& rs = snap_->route_splits[*route];
   if (rs.config) {
     std::size_t arm = chooseArm(rs, view);
+    arm_idx_ = arm;
     cluster_ = rs.config->arms[arm].cluster_index;
     flags_header_.append(rs.upstream_lines[arm]);
     if (rs.config->expose_arm_header) down_extra_.append(rs.upstream_lines[arm]);
@@ -270,7 +289,6 @@ void Session::onHeader() {
   }
 
   char* rid = request_id_;
-  w_.newRequestId(rid);
   RequestHeadInfo info;
   info.method = head.startA();
   info.target = target;
@@ -307,6 +325,7 @@ std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
       bool token_ok = oc.token.empty() || tokenEquals(token, oc.token);
       std::size_t arm = rs.armIndex(name);
       if (allowed && token_ok && arm < sc.arms.size()) {
+        w_.metrics().override(route_idx_, arm);
         log::debug("split override", {{"arm", std::string(name)}, {"client", client_ip_}});
         return arm;
       }
@@ -353,6 +372,7 @@ void Session::connectUpstream() {
     return reply(503, "no healthy upstream", !keep_alive_ || request_has_body_);
   }
   endpoint_ = *ep;
+  upstream_used_ = true;
   if (!retried_) {
     if (auto idle = pool.takeIdle(cluster_, endpoint_, now)) {
       up_ = std::move(*idle);
@@ -376,6 +396,7 @@ void Session::onConnect(error_code ec) {
   if (ec) {
     const auto& rc = snap_->clusters[cluster_];
     if (timed_out_) {
+      w_.metrics().upstreamError(cluster_, UpstreamError::kTimeout);
       log::warn("upstream connect timeout", {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}});
       releaseUpstream(false);
       return reply(504, "upstream connect timeout", true);
@@ -384,6 +405,7 @@ void Session::onConnect(error_code ec) {
               {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}, {"error", ec.message()}});
     releaseUpstream(false);
     if (ec == asio::error::operation_aborted) return;  // drain / shutdown
+    w_.metrics().upstreamError(cluster_, UpstreamError::kConnect);
     // Nothing was sent: the request can go to another endpoint.
     w_.pool().eject(cluster_, endpoint_, Clock::now());
     any_refused_ = true;
@@ -491,6 +513,7 @@ void Session::frameOut(std::size_t n, bool last) {
 
 void Session::writeRequest() {
   const bool last = req_->is_done();
+  bytes_in_ += sink_.size;
   if (mirror_ && sink_.size != 0) {
     if (mirror_body_.size() + sink_.size > mirror_->max_body_bytes) {
       mirror_ = nullptr;  // too large to mirror
@@ -539,7 +562,7 @@ void Session::sendMirror() {
   appendRequestHead(request, req_head_, info);
   request += mirror_body_;
   mirror_body_.clear();
-  w_.mirror(std::move(request), mc.cluster_index, mc.max_in_flight, mc.timeout);
+  w_.mirror(std::move(request), route_idx_, mc.cluster_index, mc.max_in_flight, mc.timeout);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -561,6 +584,7 @@ void Session::readResponseHeader() {
 void Session::onResponseHeader(error_code ec) {
   if (ec) {
     if (timed_out_) {
+      w_.metrics().upstreamError(cluster_, UpstreamError::kTimeout);
       log::warn("upstream response timeout", {{"cluster", snap_->clusters[cluster_].config->name},
                                               {"endpoint", snap_->clusters[cluster_].names[endpoint_]}});
       releaseUpstream(false);
@@ -635,6 +659,7 @@ void Session::onResponseBodyRead(error_code ec) {
 
 void Session::writeResponse() {
   const bool last = !body_expected_ || res_->is_done();
+  bytes_out_ += sink_.size;
   frameOut(sink_.size, last && body_expected_);
   response_started_ = true;
   arm(snap_->config.timeouts.body_read);
@@ -646,7 +671,62 @@ void Session::writeResponse() {
   });
 }
 
+void Session::record(unsigned status) {
+  if (recorded_) return;
+  recorded_ = true;
+  const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
+  w_.metrics().request(route_idx_, arm_idx_, status, duration);
+  if (AccessLog* al = w_.accessLog()) {
+    if (!al->push(w_.index(), accessLine(status, duration))) WorkerMetrics::bump(w_.metrics().accessLogDropped());
+  }
+}
+
+std::string Session::accessLine(unsigned status, std::chrono::microseconds duration) const {
+  const auto& cfg = w_.snapshot().config;
+  const bool routed = route_idx_ < cfg.routes.size();
+  const auto& head = req_head_;
+  char ts[40];
+  auto now = std::chrono::system_clock::now();
+  std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000));
+  std::string line;
+  line.reserve(384);
+  line += "{\"time\":\"";
+  line += ts;
+  line += "\",\"request_id\":";
+  log::appendJsonString(line, routed_any_ ? std::string_view(request_id_, sizeof request_id_) : std::string_view());
+  line += ",\"client_ip\":";
+  log::appendJsonString(line, client_ip_);
+  line += ",\"method\":";
+  log::appendJsonString(line, head.startA());
+  line += ",\"path\":";
+  log::appendJsonString(line, head.startB());
+  line += ",\"status\":" + std::to_string(status);
+  line += ",\"bytes_in\":" + std::to_string(bytes_in_);
+  line += ",\"bytes_out\":" + std::to_string(bytes_out_);
+  line += ",\"duration_us\":" + std::to_string(duration.count());
+  line += ",\"route\":";
+  log::appendJsonString(line, routed ? std::string_view(cfg.routes[route_idx_].name) : std::string_view());
+  line += ",\"arm\":";
+  log::appendJsonString(line, routed && cfg.routes[route_idx_].split ? std::string_view(cfg.routes[route_idx_].split->arms[arm_idx_].name)
+                                                                      : std::string_view());
+  line += ",\"upstream\":";
+  log::appendJsonString(line, upstream_used_ && snap_ ? std::string_view(snap_->clusters[cluster_].names[endpoint_]) : std::string_view());
+  line += ",\"flags\":";
+  std::string_view flags = flags_header_;
+  if (flags.rfind("x-fledge-flags: ", 0) == 0) flags = flags.substr(16, flags.find("\r\n") - 16);
+  else flags = {};
+  log::appendJsonString(line, flags);
+  line += "}\n";
+  return line;
+}
+
 void Session::finishExchange() {
+  record(res_->status());
   // A HEAD or bodyless response leaves the upstream parser done after the header.
   bool reusable = res_->is_done() && res_->keep_alive() && request_sent_ && ubuf_.size() == 0;
   releaseUpstream(reusable);
@@ -670,6 +750,7 @@ bool Session::retryOnFreshConnection(error_code ec) {
 
 void Session::upstreamFailed(error_code ec, const char* stage) {
   const auto& rc = snap_->clusters[cluster_];
+  w_.metrics().upstreamError(cluster_, timed_out_ ? UpstreamError::kTimeout : UpstreamError::kReset);
   log::warn("upstream failed", {{"cluster", rc.config->name},
                                 {"endpoint", rc.names[endpoint_]},
                                 {"stage", stage},
@@ -689,6 +770,19 @@ void Session::releaseUpstream(bool reusable) {
 
 void Session::reply(unsigned status, std::string_view text, bool close) {
   if (response_started_) return abort();
+  if (phase_ != Phase::kIdle && phase_ != Phase::kHeader) record(status);
+  else if (status != 0) {
+    // Refused before a whole header arrived (400, 408, 414, 431, ...): counted under no route.
+    started_ = Clock::now();
+    route_idx_ = w_.snapshot().config.routes.size();
+    arm_idx_ = 0;
+    recorded_ = false;
+    routed_any_ = false;
+    bytes_in_ = bytes_out_ = 0;
+    upstream_used_ = false;
+    flags_header_.clear();
+    record(status);
+  }
   releaseUpstream(false);
   if (close) keep_alive_ = false;
   phase_ = Phase::kReply;
@@ -739,6 +833,7 @@ void Session::lingerClose() {
 }
 
 void Session::abort() {
+  if (response_started_ && res_ && res_->is_header_done()) record(res_->status());
   disarm();
   releaseUpstream(false);
   error_code ec;

@@ -69,6 +69,8 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void onResponseBodyRead(error_code ec);
   void writeResponse();
   void finishExchange();
+  void record(unsigned status);  // once per exchange: metrics and the access log
+  std::string accessLine(unsigned status, std::chrono::microseconds duration) const;
   // Failure paths.
   void upstreamFailed(error_code ec, const char* stage);
   bool retryOnFreshConnection(error_code ec);
@@ -97,6 +99,13 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   const MirrorConfig* mirror_ = nullptr;  // set while this request is to be mirrored
   std::string mirror_body_;
   char request_id_[32];
+  Clock::time_point started_{};
+  std::size_t route_idx_ = 0;
+  std::size_t arm_idx_ = 0;
+  bool recorded_ = true;
+  bool routed_any_ = false;  // the request header was complete (there is a request id)
+  bool upstream_used_ = false;
+  std::uint64_t bytes_in_ = 0, bytes_out_ = 0;  // body bytes
   std::string out_head_;  // the head to send with the next body piece
   bool head_pending_ = false;
   Framing out_framing_ = Framing::kNone;

@@ -7,7 +7,7 @@ namespace {
 constexpr std::chrono::milliseconds kFreshIdle{1000};
 }  // namespace
 
-UpstreamPool::UpstreamPool(const Snapshot& snap) {
+UpstreamPool::UpstreamPool(const Snapshot& snap, WorkerMetrics* metrics) : metrics_(metrics) {
   clusters_.reserve(snap.clusters.size());
   for (const auto& rc : snap.clusters) {
     ClusterState cs{rc.config, std::vector<EndpointState>(rc.endpoints.size())};
@@ -49,6 +49,7 @@ std::optional<UpstreamPool::tcp::socket> UpstreamPool::takeIdle(std::size_t clus
   while (!es.idle.empty()) {
     Idle idle = std::move(es.idle.back());
     es.idle.pop_back();
+    idleChanged(cluster, -1);
     if (now - idle.since >= timeout) continue;  // expired: dropping it closes it
     // A connection used within the last second is handed out without a syscall; a peer that
     // closes one just then is covered by the retry of body-less requests. Older ones are
@@ -67,36 +68,50 @@ bool UpstreamPool::canOpen(std::size_t cluster, std::size_t endpoint) const {
   return es.busy + es.idle.size() < cs.config->max_connections;
 }
 
-void UpstreamPool::acquired(std::size_t cluster, std::size_t endpoint) { ++clusters_[cluster].endpoints[endpoint].busy; }
+void UpstreamPool::acquired(std::size_t cluster, std::size_t endpoint) {
+  ++clusters_[cluster].endpoints[endpoint].busy;
+  if (metrics_) metrics_->gauge(metrics_->upstreamBusy(cluster), 1);
+}
 
 void UpstreamPool::release(std::size_t cluster, std::size_t endpoint, tcp::socket* reusable, Clock::time_point now) {
   auto& cs = clusters_[cluster];
   auto& es = cs.endpoints[endpoint];
   --es.busy;
-  if (reusable && reusable->is_open() && es.idle.size() < cs.config->max_idle)
+  if (metrics_) metrics_->gauge(metrics_->upstreamBusy(cluster), -1);
+  if (reusable && reusable->is_open() && es.idle.size() < cs.config->max_idle) {
     es.idle.push_back(Idle{std::move(*reusable), now});
+    idleChanged(cluster, 1);
+  }
 }
 
 void UpstreamPool::eject(std::size_t cluster, std::size_t endpoint, Clock::time_point now) {
   auto& cs = clusters_[cluster];
   cs.endpoints[endpoint].down_until = now + cs.config->eject_time;
+  idleChanged(cluster, -static_cast<std::int64_t>(cs.endpoints[endpoint].idle.size()));
   cs.endpoints[endpoint].idle.clear();
 }
 
 void UpstreamPool::sweep(Clock::time_point now) {
-  for (auto& cs : clusters_) {
+  for (std::size_t c = 0; c < clusters_.size(); ++c) {
+    auto& cs = clusters_[c];
     for (auto& es : cs.endpoints) {
       // Oldest connections sit at the front of the LIFO.
       std::size_t expired = 0;
       while (expired < es.idle.size() && now - es.idle[expired].since >= cs.config->idle_timeout) ++expired;
-      if (expired) es.idle.erase(es.idle.begin(), es.idle.begin() + static_cast<std::ptrdiff_t>(expired));
+      if (expired) {
+        es.idle.erase(es.idle.begin(), es.idle.begin() + static_cast<std::ptrdiff_t>(expired));
+        idleChanged(c, -static_cast<std::int64_t>(expired));
+      }
     }
   }
 }
 
 void UpstreamPool::closeAll() {
-  for (auto& cs : clusters_)
-    for (auto& es : cs.endpoints) es.idle.clear();
+  for (std::size_t c = 0; c < clusters_.size(); ++c)
+    for (auto& es : clusters_[c].endpoints) {
+      idleChanged(c, -static_cast<std::int64_t>(es.idle.size()));
+      es.idle.clear();
+    }
 }
 
 std::size_t UpstreamPool::idleCount(std::size_t cluster, std::size_t endpoint) const {

@@ -10,6 +10,7 @@
 #include <optional>
 #include <vector>
 
+#include "proxy/metrics.hpp"
 #include "proxy/snapshot.hpp"
 
 namespace fledge::proxy {
@@ -19,7 +20,8 @@ class UpstreamPool {
   using Clock = std::chrono::steady_clock;
   using tcp = boost::asio::ip::tcp;
 
-  explicit UpstreamPool(const Snapshot& snap);
+  // `metrics` (may be null) receives the busy/idle connection gauges.
+  UpstreamPool(const Snapshot& snap, WorkerMetrics* metrics);
 
   // Chooses an endpoint of `cluster` by its LB policy, skipping ejected endpoints and those whose
   // bit is set in `exclude`. nullopt when none is available.
@@ -58,7 +60,11 @@ class UpstreamPool {
     std::vector<EndpointState> endpoints;
     std::size_t next = 0;  // round-robin cursor
   };
+  void idleChanged(std::size_t cluster, std::int64_t d) {
+    if (metrics_) metrics_->gauge(metrics_->upstreamIdle(cluster), d);
+  }
   std::vector<ClusterState> clusters_;
+  WorkerMetrics* metrics_;
 };
 
 }  // namespace fledge::proxy

@@ -31,7 +31,8 @@ std::uint64_t splitmix64(std::uint64_t& s) {
 Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snap)
     : index_(index),
       snap_(std::move(snap)),
-      pool_(std::make_unique<UpstreamPool>(*snap_)),
+      metrics_(std::make_unique<WorkerMetrics>(MetricsLayout(*snap_), snap_->config.metrics.enabled)),
+      pool_(std::make_unique<UpstreamPool>(*snap_, metrics_.get())),
       sweep_interval_(sweepInterval(snap_->config.timeouts)) {
   std::random_device rd;
   rng_state_ = (std::uint64_t{rd()} << 32) ^ rd() ^ index;
@@ -131,20 +132,23 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::mirror(std::string request, std::size_t cluster, std::uint32_t max_in_flight,
+void Worker::mirror(std::string request, std::size_t route, std::size_t cluster, std::uint32_t max_in_flight,
                     std::chrono::milliseconds timeout) {
   if (draining_) return;
   if (mirror_stats_.in_flight >= max_in_flight) {
     ++mirror_stats_.dropped;
+    metrics_->mirror(route, MirrorResult::kDropped);
     return;
   }
   auto ep = pool_->pick(cluster, 0, Clock::now());
   if (!ep) {
     ++mirror_stats_.failed;
+    metrics_->mirror(route, MirrorResult::kFailed);
     return;
   }
   ++mirror_stats_.sent;
-  std::make_shared<MirrorCall>(*this, std::move(request), snap_->clusters[cluster].endpoints[*ep], timeout)->start();
+  metrics_->mirror(route, MirrorResult::kSent);
+  std::make_shared<MirrorCall>(*this, std::move(request), route, snap_->clusters[cluster].endpoints[*ep], timeout)->start();
 }
 
 std::uint64_t Worker::random() { return splitmix64(rng_state_); }

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "flags/flag_set.hpp"
+#include "proxy/access_log.hpp"
+#include "proxy/metrics.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
 
@@ -68,7 +70,13 @@ class Worker {
   std::size_t sessionCount() const { return session_count_; }
   const MirrorStats& mirrorStats() const { return mirror_stats_; }
   // Starts a shadow copy to `cluster` unless `max_in_flight` copies are already running.
-  void mirror(std::string request, std::size_t cluster, std::uint32_t max_in_flight, std::chrono::milliseconds timeout);
+  void mirror(std::string request, std::size_t route, std::size_t cluster, std::uint32_t max_in_flight,
+              std::chrono::milliseconds timeout);
+  WorkerMetrics& metrics() { return *metrics_; }
+  void setAccessLog(AccessLog* log) { access_log_ = log; }
+  AccessLog* accessLog() { return access_log_; }
+  unsigned index() const { return index_; }
+  const WorkerMetrics& metrics() const { return *metrics_; }
   // Scratch for flag evaluation; requests on one worker run one at a time between awaits.
   flags::EvalScratch& evalScratch() { return eval_scratch_; }
   flags::Arena& contextArena() { return context_arena_; }
@@ -82,6 +90,8 @@ class Worker {
 
   unsigned index_;
   std::shared_ptr<const Snapshot> snap_;
+  std::unique_ptr<WorkerMetrics> metrics_;
+  AccessLog* access_log_ = nullptr;
   std::unique_ptr<UpstreamPool> pool_;
   boost::intrusive::list<Session, boost::intrusive::base_hook<SessionHook>, boost::intrusive::constant_time_size<false>>
       sessions_;

@@ -1,0 +1,76 @@
+#pragma once
+// Metrics for ops and for Fledge itself: merges the workers' counters into Prometheus families
+// (served as GET /metrics in the text format via prometheus-cpp's serializer), and keeps
+// per-arm windows (requests, errors, latency quantiles over the last N seconds) that a rollout
+// controller can read without scraping.
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+#include "admin/http_server.hpp"
+#include "proxy/metrics.hpp"
+#include "proxy/snapshot.hpp"
+
+namespace fledge::admin {
+
+// Requests, errors and latency of one route arm over a recent window.
+struct ArmWindow {
+  std::chrono::seconds span{0};  // the time actually covered (less than asked right after start)
+  std::uint64_t requests = 0;
+  std::uint64_t errors = 0;      // 5xx
+  double error_rate = 0;
+  double p50_seconds = 0, p90_seconds = 0, p99_seconds = 0;  // interpolated from the histogram
+};
+
+// Quantile q (0..1) from non-cumulative bucket counts with kLatencyBoundsUs upper bounds.
+double histogramQuantile(const std::vector<std::uint64_t>& buckets, double q);
+
+class Metrics {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Metrics(std::shared_ptr<const proxy::Snapshot> snap, std::vector<const proxy::WorkerMetrics*> workers);
+
+  // Text exposition of every family.
+  std::string render() const;
+  std::vector<prometheus::MetricFamily> collect() const;
+
+  // Counts an admin API response (called on the admin thread).
+  void adminResponse(unsigned status);
+  // Config version shown as fledge_config_version.
+  void setConfigVersion(std::uint64_t v) { config_version_ = v; }
+
+  // Windows: sample() records the cumulative per-arm counters (call it every second or so);
+  // window() answers for the last `span` seconds.
+  void sample(Clock::time_point now);
+  ArmWindow window(std::size_t route, std::size_t arm, std::chrono::seconds span) const;
+  static constexpr std::size_t kMaxSamples = 601;  // ten minutes at one per second
+
+  // GET /metrics on `server`; with tokens, a read token is required.
+  void install(HttpServer& server, std::vector<std::string> tokens);
+
+ private:
+  struct Sample {
+    Clock::time_point at;
+    std::vector<std::uint64_t> requests;  // [slot]
+    std::vector<std::uint64_t> errors;    // [slot]
+    std::vector<std::uint64_t> buckets;   // [slot][bucket]
+  };
+  Sample take(Clock::time_point now) const;
+
+  std::shared_ptr<const proxy::Snapshot> snap_;
+  std::vector<const proxy::WorkerMetrics*> workers_;
+  proxy::MetricsLayout layout_;
+  mutable std::mutex mu_;  // admin-thread state read by tests and other control-plane threads
+  std::deque<Sample> samples_;
+  std::vector<std::pair<unsigned, std::uint64_t>> admin_codes_;
+  std::uint64_t config_version_ = 1;
+};
+
+}  // namespace fledge::admin
