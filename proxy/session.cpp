@@ -118,6 +118,8 @@ void Session::onDrain() {
 
 void Session::readHeader() {
   phase_ = Phase::kIdle;
+  routed_any_ = false;
+  response_started_ = false;  // a new exchange: nothing of its response is out yet
   const auto& cfg = w_.snapshot().config;
   res_.reset();
   req_.emplace(req_head_, sink_);
@@ -770,8 +772,8 @@ void Session::releaseUpstream(bool reusable) {
 
 void Session::reply(unsigned status, std::string_view text, bool close) {
   if (response_started_) return abort();
-  if (phase_ != Phase::kIdle && phase_ != Phase::kHeader) record(status);
-  else if (status != 0) {
+  if (routed_any_) record(status);
+  else {
     // Refused before a whole header arrived (400, 408, 414, 431, ...): counted under no route.
     started_ = Clock::now();
     route_idx_ = w_.snapshot().config.routes.size();

@@ -326,6 +326,19 @@ TEST(Proxy, UpstreamStatusPassesThrough) {
   EXPECT_EQ(get(f.port(), "/x?status=404").result_int(), 404);
 }
 
+TEST(Proxy, LocalReplyAfterProxiedResponseOnOneConnection) {
+  // A keep-alive connection alternates proxied answers and Fledge's own (404 no route).
+  EchoUpstream up("up");
+  Fledge f(config(R"({"up":{"endpoints":[")" + up.address() + R"("]}})",
+                  R"([{"name":"a","match":{"path_prefix":"/a"},"cluster":"up"}])"));
+  Client c(f.port());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.request(http::verb::get, "/a?status=503").result_int(), 503);
+    EXPECT_EQ(c.request(http::verb::get, "/nowhere").result_int(), 404);
+    EXPECT_EQ(c.request(http::verb::get, "/a").result_int(), 200);
+  }
+}
+
 TEST(LoadBalancing, RoundRobinAndRefusedEndpointSkipped) {
   EchoUpstream a("a"), b("b");
   const std::string dead = "127.0.0.1:" + std::to_string(deadPort());
