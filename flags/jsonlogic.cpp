@@ -466,6 +466,7 @@ Value evalArgsScalar(const Node& n, std::size_t i, const Value& data, EvalState&
 // The general evaluator: every operator, with whatever locals it needs. Kept out of line so the
 // hot path below has a small frame.
 [[gnu::noinline]] Value evalSlow(const Node& n, const Value& data, EvalState& st) {
+  // if, and, or, !, !!, starts_with and ends_with are complete in eval() below.
   switch (n.op) {
     case Op::kLiteral: return n.literal;
     case Op::kArray: {
@@ -511,13 +512,6 @@ Value evalArgsScalar(const Node& n, std::size_t i, const Value& data, EvalState&
       if (n.op == Op::kMissingSome && keys.size - m >= need) return Value::array(nullptr, 0);
       return Value::array(out, m);
     }
-    case Op::kIf: {
-      std::size_t i = 0;
-      for (; i + 1 < n.args.size(); i += 2)
-        if (truthy(ev(n.args[i], data, st))) return ev(n.args[i + 1], data, st);
-      if (i < n.args.size()) return ev(n.args[i], data, st);
-      return Value();
-    }
     case Op::kEq:
     case Op::kNe:
     case Op::kStrictEq:
@@ -530,17 +524,6 @@ Value evalArgsScalar(const Node& n, std::size_t i, const Value& data, EvalState&
       else if (n.args.size() < 2) eq = n.args.empty();
       else eq = strictEquals(a, b);
       return Value::boolean((n.op == Op::kEq || n.op == Op::kStrictEq) ? eq : !eq);
-    }
-    case Op::kNot: return Value::boolean(!truthy(evalArgsScalar(n, 0, data, st)));
-    case Op::kNotNot: return Value::boolean(truthy(evalArgsScalar(n, 0, data, st)));
-    case Op::kOr:
-    case Op::kAnd: {
-      Value cur;
-      for (const auto& a : n.args) {
-        cur = ev(a, data, st);
-        if (truthy(cur) == (n.op == Op::kOr)) return cur;
-      }
-      return cur;
     }
     case Op::kLt:
     case Op::kLe: {
@@ -689,15 +672,8 @@ Value evalArgsScalar(const Node& n, std::size_t i, const Value& data, EvalState&
       bool r = semVerCompare(a, ops, b, ok);
       return ok ? Value::boolean(r) : Value();
     }
-    case Op::kStartsWith:
-    case Op::kEndsWith: {
-      Value a = ev(n.args[0], data, st), b = ev(n.args[1], data, st);
-      if (!a.isString() || !b.isString()) return Value();
-      std::string_view s = a.sv(), p = b.sv();
-      bool r = p.size() <= s.size() &&
-               shortEquals(n.op == Op::kStartsWith ? s.substr(0, p.size()) : s.substr(s.size() - p.size()), p);
-      return Value::boolean(r);
-    }
+    default:  // handled by eval()
+      break;
   }
   return Value();
 }

@@ -1,5 +1,7 @@
 #include "proxy/log.hpp"
 
+#include "flags/value.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -37,28 +39,7 @@ bool setLevel(std::string_view name) {
 
 bool enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
 
-void appendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out.push_back(kHex[c >> 4]);
-          out.push_back(kHex[c & 0xf]);
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-}
+void appendJsonString(std::string& out, std::string_view s) { flags::appendJson(out, flags::Value::string(s)); }
 
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   if (!enabled(level)) return;

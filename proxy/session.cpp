@@ -119,6 +119,7 @@ void Session::onDrain() {
 void Session::readHeader() {
   phase_ = Phase::kIdle;
   routed_any_ = false;
+  head_ = false;
   response_started_ = false;  // a new exchange: nothing of its response is out yet
   const auto& cfg = w_.snapshot().config;
   res_.reset();
@@ -687,7 +688,7 @@ std::string Session::accessLine(unsigned status, std::chrono::microseconds durat
   const auto& cfg = w_.snapshot().config;
   const bool routed = route_idx_ < cfg.routes.size();
   const auto& head = req_head_;
-  char ts[40];
+  char ts[64];
   auto now = std::chrono::system_clock::now();
   std::time_t secs = std::chrono::system_clock::to_time_t(now);
   std::tm tm{};
@@ -797,8 +798,10 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
   scratch_ += std::to_string(text.size() + 1);
   scratch_ += keep_alive_ ? (version_ == 10 ? "\r\nConnection: keep-alive" : "") : "\r\nConnection: close";
   scratch_ += "\r\nServer: fledge\r\n\r\n";
-  scratch_ += text;
-  scratch_ += '\n';
+  if (!head_) {  // a HEAD request gets the length of the body, not the body
+    scratch_ += text;
+    scratch_ += '\n';
+  }
   response_started_ = true;
   arm(snap_ ? snap_->config.timeouts.body_read : w_.snapshot().config.timeouts.body_read);
   asio::async_write(down_, asio::buffer(scratch_), [self = shared_from_this()](error_code ec, std::size_t) {

@@ -335,6 +335,7 @@ TEST(Proxy, LocalReplyAfterProxiedResponseOnOneConnection) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(c.request(http::verb::get, "/a?status=503").result_int(), 503);
     EXPECT_EQ(c.request(http::verb::get, "/nowhere").result_int(), 404);
+    EXPECT_EQ(c.request(http::verb::head, "/nowhere").result_int(), 404);  // no body follows a HEAD answer
     EXPECT_EQ(c.request(http::verb::get, "/a").result_int(), 200);
   }
 }
