@@ -59,7 +59,22 @@ double histogramQuantile(const std::vector<std::uint64_t>& buckets, double q) {
 }
 
 Metrics::Metrics(std::shared_ptr<const proxy::Snapshot> snap, std::vector<const proxy::WorkerMetrics*> workers)
-    : snap_(std::move(snap)), workers_(std::move(workers)), layout_(*snap_) {}
+    : source_([snap = std::move(snap), workers = std::move(workers)] { return std::make_pair(snap, workers); }) {}
+
+Metrics::Metrics(Source source) : source_(std::move(source)) {}
+
+Metrics::View Metrics::view() const {
+  auto [snap, all] = source_();
+  View v{snap, {}, proxy::MetricsLayout(*snap)};
+  // Right after a config change some workers may still count for the previous layout.
+  for (const auto* w : all) {
+    const auto& l = w->layout();
+    if (l.routes == v.layout.routes && l.arms == v.layout.arms && l.clusters == v.layout.clusters &&
+        l.flag_slots == v.layout.flag_slots)
+      v.workers.push_back(w);
+  }
+  return v;
+}
 
 void Metrics::adminResponse(unsigned status) {
   std::lock_guard lock(mu_);
@@ -72,7 +87,10 @@ void Metrics::adminResponse(unsigned status) {
 }
 
 std::vector<MetricFamily> Metrics::collect() const {
-  const auto& cfg = snap_->config;
+  const View view_now = view();
+  const auto& cfg = view_now.snap->config;
+  const auto& layout_ = view_now.layout;
+  const auto& workers_ = view_now.workers;
   const std::size_t routes = layout_.routes;
   auto routeName = [&](std::size_t r) { return r < routes ? cfg.routes[r].name : std::string(); };
   auto armName = [&](std::size_t r, std::size_t a) {
@@ -234,7 +252,9 @@ std::string Metrics::render() const {
   return os.str();
 }
 
-Metrics::Sample Metrics::take(Clock::time_point now) const {
+Metrics::Sample Metrics::take(const View& v, Clock::time_point now) const {
+  const auto& layout_ = v.layout;
+  const auto& workers_ = v.workers;
   Sample s;
   s.at = now;
   const std::size_t slots = layout_.routeArmSlots();
@@ -252,8 +272,12 @@ Metrics::Sample Metrics::take(Clock::time_point now) const {
 }
 
 void Metrics::sample(Clock::time_point now) {
-  Sample s = take(now);
+  View v = view();
+  Sample s = take(v, now);
   std::lock_guard lock(mu_);
+  // A config with another shape starts the windows afresh.
+  if (!samples_.empty() && samples_.back().requests.size() != s.requests.size()) samples_.clear();
+  layout_ = v.layout;
   samples_.push_back(std::move(s));
   while (samples_.size() > kMaxSamples) samples_.pop_front();
 }

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -36,6 +37,9 @@ class Metrics {
   using Clock = std::chrono::steady_clock;
 
   Metrics(std::shared_ptr<const proxy::Snapshot> snap, std::vector<const proxy::WorkerMetrics*> workers);
+  // The configuration and the workers' counters as they are now (they change with the config).
+  using Source = std::function<std::pair<std::shared_ptr<const proxy::Snapshot>, std::vector<const proxy::WorkerMetrics*>>()>;
+  explicit Metrics(Source source);
 
   // Text exposition of every family.
   std::string render() const;
@@ -44,7 +48,10 @@ class Metrics {
   // Counts an admin API response (called on the admin thread).
   void adminResponse(unsigned status);
   // Config version shown as fledge_config_version.
-  void setConfigVersion(std::uint64_t v) { config_version_ = v; }
+  void setConfigVersion(std::uint64_t v) {
+    std::lock_guard lock(mu_);
+    config_version_ = v;
+  }
 
   // Windows: sample() records the cumulative per-arm counters (call it every second or so);
   // window() answers for the last `span` seconds.
@@ -62,12 +69,17 @@ class Metrics {
     std::vector<std::uint64_t> errors;    // [slot]
     std::vector<std::uint64_t> buckets;   // [slot][bucket]
   };
-  Sample take(Clock::time_point now) const;
+  struct View {
+    std::shared_ptr<const proxy::Snapshot> snap;
+    std::vector<const proxy::WorkerMetrics*> workers;  // only those laid out for `snap`
+    proxy::MetricsLayout layout;
+  };
+  View view() const;
+  Sample take(const View& v, Clock::time_point now) const;
 
-  std::shared_ptr<const proxy::Snapshot> snap_;
-  std::vector<const proxy::WorkerMetrics*> workers_;
-  proxy::MetricsLayout layout_;
+  Source source_;
   mutable std::mutex mu_;  // admin-thread state read by tests and other control-plane threads
+  proxy::MetricsLayout layout_;  // of the samples
   std::deque<Sample> samples_;
   std::vector<std::pair<unsigned, std::uint64_t>> admin_codes_;
   std::uint64_t config_version_ = 1;

@@ -557,8 +557,10 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
                    cfg.log_level != "warn" && cfg.log_level != "error")
                  w.error(path, "must be one of \"debug\", \"info\", \"warn\", \"error\"");
              } else if (key == "admin") {
-               w.object(v, path, {"listen"}, [&](std::string_view, element av, const std::string& ap) {
-                 w.hostPort(av, ap, cfg.admin.listen, true);
+               w.object(v, path, {"listen", "data_dir", "tokens_file"}, [&](std::string_view ak, element av, const std::string& ap) {
+                 if (ak == "listen") w.hostPort(av, ap, cfg.admin.listen, true);
+                 else if (ak == "data_dir") w.string(av, ap, cfg.admin.data_dir);
+                 else w.string(av, ap, cfg.admin.tokens_file);
                });
              } else if (key == "timeouts") {
                w.object(v, path,

@@ -152,6 +152,8 @@ struct Limits {
 
 struct AdminConfig {
   HostPort listen{"127.0.0.1", 9901};
+  std::string data_dir;     // the admin API's RocksDB store; empty: no /api/v1 (the file is the truth)
+  std::string tokens_file;  // "name:role:token" lines; also FLEDGE_ADMIN_TOKENS
 };
 
 struct MetricsConfig {

@@ -5,11 +5,15 @@
 
 #include <atomic>
 #include <csignal>
+#include <fstream>
+#include <functional>
+#include <sstream>
 #include <cstdio>
 #include <iostream>
 #include <string>
 #include <string_view>
 
+#include "admin/api.hpp"
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "admin/ofrep.hpp"
@@ -27,7 +31,7 @@ using namespace fledge;
 
 constexpr const char* kUsage =
     "usage:\n"
-    "  fledge --config FILE            run the proxy\n"
+    "  fledge --config FILE [--reseed] run the proxy; --reseed replaces the admin store's state with FILE's\n"
     "  fledge --check-config FILE      validate FILE; exit 0, or print every problem and exit 2\n"
     "  fledge echo-upstream [--listen HOST:PORT] [--name NAME]\n"
     "                                  run a test upstream that answers with what it received\n";
@@ -47,7 +51,13 @@ int checkConfig(const std::string& path) {
   return 2;
 }
 
-int run(const std::string& path) {
+bool isLoopback(const proxy::HostPort& hp) {
+  boost::system::error_code ec;
+  auto a = boost::asio::ip::make_address(hp.host, ec);
+  return hp.host == "localhost" || (!ec && a.is_loopback());
+}
+
+int run(const std::string& path, bool reseed) {
   auto result = proxy::loadConfigFile(path);
   if (!result.ok()) {
     for (const auto& e : result.errors) log::error("config error", {{"file", path}, {"field", e.path}, {"error", e.message}});
@@ -58,6 +68,48 @@ int run(const std::string& path) {
   auto snap = proxy::Snapshot::create(std::move(*result.config), err);
   if (!snap) {
     log::error("config error", {{"file", path}, {"error", err}});
+    return 2;
+  }
+  // With a data_dir the admin API's store is the truth; the file only seeds an empty store.
+  std::unique_ptr<admin::AdminApi> api;
+  std::shared_ptr<std::atomic<std::shared_ptr<const proxy::Snapshot>>> current =
+      std::make_shared<std::atomic<std::shared_ptr<const proxy::Snapshot>>>(snap);
+  std::function<void(std::shared_ptr<const proxy::Snapshot>)> on_publish;  // set once the server exists
+  if (!snap->config.admin.data_dir.empty()) {
+    std::vector<admin::ApiToken> tokens;
+    if (!admin::loadApiTokens(snap->config.admin.tokens_file, "FLEDGE_ADMIN_TOKENS", tokens, err)) {
+      log::error("cannot start admin API", {{"error", err}});
+      return 1;
+    }
+    if (tokens.empty() && !isLoopback(snap->config.admin.listen)) {
+      log::error("refusing to serve the admin API on a non-loopback address without tokens",
+                 {{"address", snap->config.admin.listen.str()}});
+      return 1;
+    }
+    auto store = admin::openRocksStore(snap->config.admin.data_dir, err);
+    if (!store) {
+      log::error("cannot open the admin store", {{"error", err}});
+      return 1;
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    auto slash = path.rfind('/');
+    api = std::make_unique<admin::AdminApi>(std::move(store), ss.str(), slash == std::string::npos ? "." : path.substr(0, slash),
+                                            std::move(tokens), [&on_publish](std::shared_ptr<const proxy::Snapshot> s) {
+                                              if (on_publish) on_publish(std::move(s));
+                                            });
+    auto stored = api->start(reseed, err);
+    if (!stored) {
+      log::error("cannot start from the admin store", {{"data_dir", snap->config.admin.data_dir}, {"error", err}});
+      return 1;
+    }
+    snap = stored;
+    current->store(snap);
+    log::info("admin store loaded", {{"data_dir", snap->config.admin.data_dir}, {"version", std::to_string(api->version())},
+                                     {"reseeded", reseed ? "true" : "false"}});
+  } else if (reseed) {
+    log::error("--reseed needs admin.data_dir");
     return 2;
   }
   auto server = proxy::Server::create(snap, err);
@@ -72,7 +124,13 @@ int run(const std::string& path) {
     access_log = std::make_unique<proxy::AccessLog>(snap->config.access_log, server->workerCount());
     for (auto* w : server->workers()) w->setAccessLog(access_log.get());
   }
-  admin::Metrics metrics(snap, server->workerMetrics());
+  admin::Metrics metrics([&server, current] { return std::make_pair(current->load(), server->workerMetrics()); });
+  if (api) metrics.setConfigVersion(api->version());
+  on_publish = [&server, &metrics, &api, current](std::shared_ptr<const proxy::Snapshot> s) {
+    current->store(s);
+    server->publish(std::move(s));
+    metrics.setConfigVersion(api->version());
+  };
   std::vector<std::string> metrics_tokens;
   if (!admin::loadTokens(snap->config.metrics.tokens_file, "FLEDGE_METRICS_TOKENS", metrics_tokens, err)) {
     log::error("cannot start metrics", {{"error", err}});
@@ -84,6 +142,7 @@ int run(const std::string& path) {
   admin_options.on_response = [&metrics](unsigned status) { metrics.adminResponse(status); };
   admin::HttpServer admin(admin_options);
   metrics.install(admin, std::move(metrics_tokens));
+  if (api) api->install(admin);
   admin.every(std::chrono::seconds(1), [&metrics] { metrics.sample(admin::Metrics::Clock::now()); });
   admin.handle(http::verb::get, "/healthz",
                [](const admin::Request& req) { return admin::HttpServer::text(req, http::status::ok, "ok"); });
@@ -113,8 +172,7 @@ int run(const std::string& path) {
       log::error("cannot start OFREP", {{"error", err}});
       return 1;
     }
-    auto flag_set = snap->config.flag_set;
-    ofrep = std::make_unique<admin::OfrepService>([flag_set] { return flag_set; }, std::move(tokens));
+    ofrep = std::make_unique<admin::OfrepService>([current] { return current->load()->config.flag_set; }, std::move(tokens));
     ofrep_server = std::make_unique<admin::HttpServer>();
     ofrep->install(*ofrep_server);
     err = proxy::resolveHostPort(snap->config.ofrep.listen, ofrep_ep);
@@ -189,9 +247,9 @@ int main(int argc, char** argv) {
     return proxy::runEchoUpstream(opts);
   }
   if (args.size() == 2 && args[0] == "--check-config") return checkConfig(std::string(args[1]));
-  if (args.size() == 2 && args[0] == "--config") {
+  if ((args.size() == 2 || (args.size() == 3 && args[2] == "--reseed")) && args[0] == "--config") {
     try {
-      return run(std::string(args[1]));
+      return run(std::string(args[1]), args.size() == 3);
     } catch (const std::exception& e) {
       log::error("fatal", {{"error", e.what()}});
       return 1;

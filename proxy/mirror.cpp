@@ -13,9 +13,9 @@ namespace {
 constexpr std::size_t kDiscard = 16 * 1024;
 }
 
-MirrorCall::MirrorCall(Worker& worker, std::string request, std::size_t route, asio::ip::tcp::endpoint endpoint,
-                       std::chrono::milliseconds timeout)
-    : w_(worker), request_(std::move(request)), route_(route), endpoint_(endpoint), socket_(worker.ioc()), timer_(worker.ioc()) {
+MirrorCall::MirrorCall(Worker& worker, std::string request, WorkerMetrics& metrics, std::size_t route,
+                       asio::ip::tcp::endpoint endpoint, std::chrono::milliseconds timeout)
+    : w_(worker), request_(std::move(request)), metrics_(metrics), route_(route), endpoint_(endpoint), socket_(worker.ioc()), timer_(worker.ioc()) {
   ++w_.mirror_stats_.in_flight;
   timer_.expires_after(timeout);
 }
@@ -70,7 +70,7 @@ void MirrorCall::finish(bool ok) {
     ++w_.mirror_stats_.completed;
   } else {
     ++w_.mirror_stats_.failed;
-    w_.metrics().mirror(route_, MirrorResult::kFailed);
+    metrics_.mirror(route_, MirrorResult::kFailed);
   }
   boost::system::error_code ignored;
   timer_.cancel();

@@ -15,11 +15,13 @@
 namespace fledge::proxy {
 
 class Worker;
+class WorkerMetrics;
 
 class MirrorCall : public std::enable_shared_from_this<MirrorCall> {
  public:
   // `request` is the complete request (head and body) to send.
-  MirrorCall(Worker& worker, std::string request, std::size_t route, boost::asio::ip::tcp::endpoint endpoint,
+  MirrorCall(Worker& worker, std::string request, WorkerMetrics& metrics, std::size_t route,
+             boost::asio::ip::tcp::endpoint endpoint,
              std::chrono::milliseconds timeout);
   ~MirrorCall();
   void start();
@@ -32,6 +34,7 @@ class MirrorCall : public std::enable_shared_from_this<MirrorCall> {
 
   Worker& w_;
   std::string request_;
+  WorkerMetrics& metrics_;
   std::size_t route_;
   boost::asio::ip::tcp::endpoint endpoint_;
   boost::asio::ip::tcp::socket socket_;

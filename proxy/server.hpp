@@ -20,8 +20,12 @@ class Server {
   unsigned workerCount() const { return static_cast<unsigned>(workers_.size()); }
   std::vector<const WorkerMetrics*> workerMetrics() const {
     std::vector<const WorkerMetrics*> out;
-    for (const auto& w : workers_) out.push_back(&w->metrics());
+    for (const auto& w : workers_) out.push_back(w->currentMetrics());
     return out;
+  }
+  // Thread-safe: every worker takes `snap` for its next requests.
+  void publish(std::shared_ptr<const Snapshot> snap) {
+    for (auto& w : workers_) w->publish(snap);
   }
   std::vector<Worker*> workers() const {
     std::vector<Worker*> out;

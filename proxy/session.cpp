@@ -187,6 +187,7 @@ void Session::onHeaderError(error_code ec) {
 void Session::onHeader() {
   disarm();
   started_ = Clock::now();
+  req_metrics_ = &w_.metrics();  // the counters laid out for the snapshot this request runs on
   route_idx_ = w_.snapshot().config.routes.size();  // "no route" until one matches
   arm_idx_ = 0;
   recorded_ = false;
@@ -254,7 +255,7 @@ void Session::onHeader() {
     const std::int64_t now = std::time(nullptr);
     if (rf.require) {
       flags::Evaluation ev = set.evaluate(*rf.require, ctx, w_.evalScratch(), now);
-      w_.metrics().flagEvaluation(static_cast<std::size_t>(rf.require - set.flags().data()),
+      req_metrics_->flagEvaluation(static_cast<std::size_t>(rf.require - set.flags().data()),
                                   ev.variant ? static_cast<int>(ev.variant - rf.require->variants.data()) : -1,
                                   static_cast<std::size_t>(ev.reason), rf.require->variants.size());
       if (!ev.variant || ev.variant->name != rf.require_variant)
@@ -262,7 +263,7 @@ void Session::onHeader() {
     }
     for (const flags::Flag* f : rf.flags) {
       flags::Evaluation ev = set.evaluate(*f, ctx, w_.evalScratch(), now);
-      w_.metrics().flagEvaluation(static_cast<std::size_t>(f - set.flags().data()),
+      req_metrics_->flagEvaluation(static_cast<std::size_t>(f - set.flags().data()),
                                   ev.variant ? static_cast<int>(ev.variant - f->variants.data()) : -1,
                                   static_cast<std::size_t>(ev.reason), f->variants.size());
       if (!ev.variant) continue;  // disabled, no default, or an error: nothing to pass on
@@ -328,7 +329,7 @@ std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
       bool token_ok = oc.token.empty() || tokenEquals(token, oc.token);
       std::size_t arm = rs.armIndex(name);
       if (allowed && token_ok && arm < sc.arms.size()) {
-        w_.metrics().override(route_idx_, arm);
+        req_metrics_->override(route_idx_, arm);
         log::debug("split override", {{"arm", std::string(name)}, {"client", client_ip_}});
         return arm;
       }
@@ -368,7 +369,8 @@ std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
 void Session::connectUpstream() {
   phase_ = Phase::kConnect;
   auto now = Clock::now();
-  auto& pool = w_.pool();
+  upool_ = w_.poolShared();  // released to the pool it came from, even if a new config swaps pools
+  auto& pool = *upool_;
   auto ep = pool.pick(cluster_, tried_, now);
   if (!ep) {
     if (any_refused_) return reply(502, "upstream refused connection", true);
@@ -399,7 +401,7 @@ void Session::onConnect(error_code ec) {
   if (ec) {
     const auto& rc = snap_->clusters[cluster_];
     if (timed_out_) {
-      w_.metrics().upstreamError(cluster_, UpstreamError::kTimeout);
+      req_metrics_->upstreamError(cluster_, UpstreamError::kTimeout);
       log::warn("upstream connect timeout", {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}});
       releaseUpstream(false);
       return reply(504, "upstream connect timeout", true);
@@ -408,9 +410,9 @@ void Session::onConnect(error_code ec) {
               {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}, {"error", ec.message()}});
     releaseUpstream(false);
     if (ec == asio::error::operation_aborted) return;  // drain / shutdown
-    w_.metrics().upstreamError(cluster_, UpstreamError::kConnect);
+    req_metrics_->upstreamError(cluster_, UpstreamError::kConnect);
     // Nothing was sent: the request can go to another endpoint.
-    w_.pool().eject(cluster_, endpoint_, Clock::now());
+    upool_->eject(cluster_, endpoint_, Clock::now());
     any_refused_ = true;
     if (endpoint_ < 64) tried_ |= std::uint64_t{1} << endpoint_;
     return connectUpstream();
@@ -565,7 +567,7 @@ void Session::sendMirror() {
   appendRequestHead(request, req_head_, info);
   request += mirror_body_;
   mirror_body_.clear();
-  w_.mirror(std::move(request), route_idx_, mc.cluster_index, mc.max_in_flight, mc.timeout);
+  w_.mirror(std::move(request), *req_metrics_, route_idx_, mc.cluster_index, mc.max_in_flight, mc.timeout);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,7 +589,7 @@ void Session::readResponseHeader() {
 void Session::onResponseHeader(error_code ec) {
   if (ec) {
     if (timed_out_) {
-      w_.metrics().upstreamError(cluster_, UpstreamError::kTimeout);
+      req_metrics_->upstreamError(cluster_, UpstreamError::kTimeout);
       log::warn("upstream response timeout", {{"cluster", snap_->clusters[cluster_].config->name},
                                               {"endpoint", snap_->clusters[cluster_].names[endpoint_]}});
       releaseUpstream(false);
@@ -678,14 +680,14 @@ void Session::record(unsigned status) {
   if (recorded_) return;
   recorded_ = true;
   const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
-  w_.metrics().request(route_idx_, arm_idx_, status, duration);
+  req_metrics_->request(route_idx_, arm_idx_, status, duration);
   if (AccessLog* al = w_.accessLog()) {
-    if (!al->push(w_.index(), accessLine(status, duration))) WorkerMetrics::bump(w_.metrics().accessLogDropped());
+    if (!al->push(w_.index(), accessLine(status, duration))) WorkerMetrics::bump(req_metrics_->accessLogDropped());
   }
 }
 
 std::string Session::accessLine(unsigned status, std::chrono::microseconds duration) const {
-  const auto& cfg = w_.snapshot().config;
+  const auto& cfg = snap_ ? snap_->config : w_.snapshot().config;
   const bool routed = route_idx_ < cfg.routes.size();
   const auto& head = req_head_;
   char ts[64];
@@ -753,7 +755,7 @@ bool Session::retryOnFreshConnection(error_code ec) {
 
 void Session::upstreamFailed(error_code ec, const char* stage) {
   const auto& rc = snap_->clusters[cluster_];
-  w_.metrics().upstreamError(cluster_, timed_out_ ? UpstreamError::kTimeout : UpstreamError::kReset);
+  req_metrics_->upstreamError(cluster_, timed_out_ ? UpstreamError::kTimeout : UpstreamError::kReset);
   log::warn("upstream failed", {{"cluster", rc.config->name},
                                 {"endpoint", rc.names[endpoint_]},
                                 {"stage", stage},
@@ -766,7 +768,7 @@ void Session::upstreamFailed(error_code ec, const char* stage) {
 void Session::releaseUpstream(bool reusable) {
   if (!has_upstream_) return;
   has_upstream_ = false;
-  w_.pool().release(cluster_, endpoint_, reusable ? &up_ : nullptr, Clock::now());
+  upool_->release(cluster_, endpoint_, reusable ? &up_ : nullptr, Clock::now());
   error_code ec;
   if (up_.is_open()) up_.close(ec);
 }
@@ -777,6 +779,7 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
   else {
     // Refused before a whole header arrived (400, 408, 414, 431, ...): counted under no route.
     started_ = Clock::now();
+    req_metrics_ = &w_.metrics();
     route_idx_ = w_.snapshot().config.routes.size();
     arm_idx_ = 0;
     recorded_ = false;

@@ -100,6 +100,8 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   std::string mirror_body_;
   char request_id_[32];
   Clock::time_point started_{};
+  WorkerMetrics* req_metrics_ = nullptr;  // the worker keeps every WorkerMetrics it ever had
+  std::shared_ptr<UpstreamPool> upool_;
   std::size_t route_idx_ = 0;
   std::size_t arm_idx_ = 0;
   bool recorded_ = true;

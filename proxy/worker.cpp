@@ -31,8 +31,9 @@ std::uint64_t splitmix64(std::uint64_t& s) {
 Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snap)
     : index_(index),
       snap_(std::move(snap)),
-      metrics_(std::make_unique<WorkerMetrics>(MetricsLayout(*snap_), snap_->config.metrics.enabled)),
-      pool_(std::make_unique<UpstreamPool>(*snap_, metrics_.get())),
+      metrics_((all_metrics_.push_back(std::make_unique<WorkerMetrics>(MetricsLayout(*snap_), snap_->config.metrics.enabled)),
+                all_metrics_.back().get())),
+      pool_(std::make_shared<UpstreamPool>(*snap_, metrics_)),
       sweep_interval_(sweepInterval(snap_->config.timeouts)) {
   std::random_device rd;
   rng_state_ = (std::uint64_t{rd()} << 32) ^ rd() ^ index;
@@ -47,7 +48,7 @@ Worker::~Worker() {
   acceptors_.clear();
   pool_->closeAll();
   sweep_timer_.reset();
-  ioc_.reset();  // frees remaining sessions while the pool still exists
+  ioc_.reset();  // frees remaining sessions while the pool and metrics still exist
 }
 
 Worker::tcp::endpoint Worker::listen(const tcp::endpoint& ep, boost::system::error_code& ec) {
@@ -132,23 +133,83 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::mirror(std::string request, std::size_t route, std::size_t cluster, std::uint32_t max_in_flight,
-                    std::chrono::milliseconds timeout) {
+void Worker::mirror(std::string request, WorkerMetrics& metrics, std::size_t route, std::size_t cluster,
+                    std::uint32_t max_in_flight, std::chrono::milliseconds timeout) {
   if (draining_) return;
   if (mirror_stats_.in_flight >= max_in_flight) {
     ++mirror_stats_.dropped;
-    metrics_->mirror(route, MirrorResult::kDropped);
+    metrics.mirror(route, MirrorResult::kDropped);
     return;
   }
+  if (cluster >= snap_->clusters.size()) return;  // the config changed under this request
   auto ep = pool_->pick(cluster, 0, Clock::now());
   if (!ep) {
     ++mirror_stats_.failed;
-    metrics_->mirror(route, MirrorResult::kFailed);
+    metrics.mirror(route, MirrorResult::kFailed);
     return;
   }
   ++mirror_stats_.sent;
-  metrics_->mirror(route, MirrorResult::kSent);
-  std::make_shared<MirrorCall>(*this, std::move(request), route, snap_->clusters[cluster].endpoints[*ep], timeout)->start();
+  metrics.mirror(route, MirrorResult::kSent);
+  std::make_shared<MirrorCall>(*this, std::move(request), metrics, route, snap_->clusters[cluster].endpoints[*ep], timeout)->start();
+}
+
+namespace {
+
+// Same routes, arms, clusters and flags (in order): the metrics layout and pool indexes hold.
+bool sameShape(const Snapshot& a, const Snapshot& b) {
+  const auto& x = a.config;
+  const auto& y = b.config;
+  if (x.clusters.size() != y.clusters.size() || x.routes.size() != y.routes.size()) return false;
+  for (std::size_t i = 0; i < x.clusters.size(); ++i)
+    if (x.clusters[i].name != y.clusters[i].name || a.clusters[i].endpoints != b.clusters[i].endpoints) return false;
+  for (std::size_t i = 0; i < x.routes.size(); ++i) {
+    const auto& r = x.routes[i];
+    const auto& s = y.routes[i];
+    if (r.name != s.name || r.split.has_value() != s.split.has_value()) return false;
+    if (r.split) {
+      if (r.split->arms.size() != s.split->arms.size()) return false;
+      for (std::size_t j = 0; j < r.split->arms.size(); ++j)
+        if (r.split->arms[j].name != s.split->arms[j].name) return false;
+    }
+  }
+  const auto* fx = x.flag_set.get();
+  const auto* fy = y.flag_set.get();
+  if ((fx ? fx->flags().size() : 0) != (fy ? fy->flags().size() : 0)) return false;
+  if (fx)
+    for (std::size_t i = 0; i < fx->flags().size(); ++i) {
+      const auto& f = fx->flags()[i];
+      const auto& g = fy->flags()[i];
+      if (f.key != g.key || f.variants.size() != g.variants.size()) return false;
+      for (std::size_t v = 0; v < f.variants.size(); ++v)
+        if (f.variants[v].name != g.variants[v].name) return false;
+    }
+  return x.metrics.enabled == y.metrics.enabled;
+}
+
+}  // namespace
+
+void Worker::publish(std::shared_ptr<const Snapshot> snap) {
+  asio::post(*ioc_, [this, snap = std::move(snap)]() mutable { apply(std::move(snap)); });
+}
+
+void Worker::apply(std::shared_ptr<const Snapshot> snap) {
+  if (!sameShape(*snap_, *snap)) {
+    // New topology: fresh counters and a fresh pool. Sessions in flight keep the old pool (and
+    // release into it); its idle connections close now.
+    auto m = std::make_unique<WorkerMetrics>(MetricsLayout(*snap), snap->config.metrics.enabled);
+    WorkerMetrics::add(m->downstreamConnections(), static_cast<std::int64_t>(session_count_));
+    pool_->closeAll();
+    pool_ = std::make_shared<UpstreamPool>(*snap, m.get());
+    std::lock_guard lock(metrics_mu_);
+    metrics_ = m.get();
+    all_metrics_.push_back(std::move(m));
+  }
+  snap_ = std::move(snap);
+}
+
+const WorkerMetrics* Worker::currentMetrics() const {
+  std::lock_guard lock(metrics_mu_);
+  return metrics_;
 }
 
 std::uint64_t Worker::random() { return splitmix64(rng_state_); }

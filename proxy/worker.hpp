@@ -8,6 +8,7 @@
 #include <boost/intrusive/list.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -62,6 +63,12 @@ class Worker {
   const Snapshot& snapshot() const { return *snap_; }
   std::shared_ptr<const Snapshot> pinSnapshot() const { return snap_; }
   UpstreamPool& pool() { return *pool_; }
+  std::shared_ptr<UpstreamPool> poolShared() { return pool_; }
+  // Thread-safe: new requests on this worker use `snap` from now on; requests in flight keep the
+  // snapshot (and upstream pool) they started with.
+  void publish(std::shared_ptr<const Snapshot> snap);
+  // The metrics object in use (any thread).
+  const WorkerMetrics* currentMetrics() const;
   bool draining() const { return draining_; }
   // A fresh 128-bit request id, as 32 lowercase hex digits.
   void newRequestId(char out[32]);
@@ -70,8 +77,8 @@ class Worker {
   std::size_t sessionCount() const { return session_count_; }
   const MirrorStats& mirrorStats() const { return mirror_stats_; }
   // Starts a shadow copy to `cluster` unless `max_in_flight` copies are already running.
-  void mirror(std::string request, std::size_t route, std::size_t cluster, std::uint32_t max_in_flight,
-              std::chrono::milliseconds timeout);
+  void mirror(std::string request, WorkerMetrics& metrics, std::size_t route, std::size_t cluster,
+              std::uint32_t max_in_flight, std::chrono::milliseconds timeout);
   WorkerMetrics& metrics() { return *metrics_; }
   void setAccessLog(AccessLog* log) { access_log_ = log; }
   AccessLog* accessLog() { return access_log_; }
@@ -90,9 +97,15 @@ class Worker {
 
   unsigned index_;
   std::shared_ptr<const Snapshot> snap_;
-  std::unique_ptr<WorkerMetrics> metrics_;
+  void apply(std::shared_ptr<const Snapshot> snap);  // on this worker's thread
+
+  // Every metrics object this worker has had: requests record into the one of the snapshot they
+  // started on, so none is freed before the worker.
+  std::vector<std::unique_ptr<WorkerMetrics>> all_metrics_;
+  WorkerMetrics* metrics_ = nullptr;
+  mutable std::mutex metrics_mu_;  // guards metrics_ for readers on other threads
   AccessLog* access_log_ = nullptr;
-  std::unique_ptr<UpstreamPool> pool_;
+  std::shared_ptr<UpstreamPool> pool_;
   boost::intrusive::list<Session, boost::intrusive::base_hook<SessionHook>, boost::intrusive::constant_time_size<false>>
       sessions_;
   std::size_t session_count_ = 0;

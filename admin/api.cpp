@@ -1,0 +1,561 @@
+#include "admin/api.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <sstream>
+
+#include "admin/json_edit.hpp"
+#include "admin/ofrep.hpp"
+#include "proxy/config.hpp"
+#include "proxy/log.hpp"
+
+namespace fledge::admin {
+namespace http = boost::beast::http;
+
+namespace {
+
+constexpr std::string_view kPrefix = "/api/v1/";
+
+std::string unquote(std::string_view json) {
+  simdjson::dom::parser p;
+  simdjson::dom::element e;
+  std::string_view s;
+  if (p.parse(json.data(), json.size()).get(e) || e.get_string().get(s)) return {};
+  return std::string(s);
+}
+
+// `text` is known to be valid JSON: its minified form.
+std::string minified(std::string_view text) {
+  simdjson::dom::parser p;
+  simdjson::dom::element e;
+  if (p.parse(text.data(), text.size()).get(e)) return std::string(text);
+  return simdjson::minify(e);
+}
+
+std::string objectOf(const std::vector<std::pair<std::string, std::string>>& m) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < m.size(); ++i) out += (i ? "," : "") + jsonQuote(m[i].first) + ":" + m[i].second;
+  return out + "}";
+}
+
+std::string arrayOf(const std::vector<std::pair<std::string, std::string>>& m) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < m.size(); ++i) out += (i ? "," : "") + m[i].second;
+  return out + "]";
+}
+
+std::string nowIso() {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000));
+  return buf;
+}
+
+Response jsonResponse(const Request& req, http::status status, std::string body, std::uint64_t version = 0) {
+  auto res = HttpServer::json(req, status, std::move(body));
+  if (version) res.set(http::field::etag, "\"" + std::to_string(version) + "\"");
+  return res;
+}
+
+Response errorResponse(const Request& req, const AdminApi::Error& e) {
+  std::string body = "{\"error\":" + jsonQuote(e.message);
+  if (!e.field.empty()) body += ",\"field\":" + jsonQuote(e.field);
+  body += "}";
+  return HttpServer::json(req, static_cast<http::status>(e.status), std::move(body));
+}
+
+AdminApi::Error err(unsigned status, std::string message, std::string field = {}) {
+  return AdminApi::Error{status, std::move(message), std::move(field)};
+}
+
+std::vector<std::string_view> splitPath(std::string_view path) {
+  std::vector<std::string_view> out;
+  while (!path.empty()) {
+    auto slash = path.find('/');
+    out.push_back(path.substr(0, slash));
+    if (slash == std::string_view::npos) break;
+    path = path.substr(slash + 1);
+  }
+  return out;
+}
+
+auto findByName(std::vector<std::pair<std::string, std::string>>& v, std::string_view name) {
+  return std::find_if(v.begin(), v.end(), [&](const auto& kv) { return kv.first == name; });
+}
+
+// Does this route object send traffic (or copies) to `cluster`?
+bool routeUses(std::string_view route, std::string_view cluster) {
+  simdjson::dom::parser p;
+  simdjson::dom::element r;
+  if (p.parse(route.data(), route.size()).get(r)) return false;
+  std::string_view s;
+  if (!r["cluster"].get_string().get(s) && s == cluster) return true;
+  if (!r["mirror"]["cluster"].get_string().get(s) && s == cluster) return true;
+  simdjson::dom::array arms;
+  if (!r["split"]["arms"].get_array().get(arms))
+    for (auto a : arms)
+      if (!a["cluster"].get_string().get(s) && s == cluster) return true;
+  return false;
+}
+
+}  // namespace
+
+std::string State::toJson(std::uint64_t version) const {
+  return "{\"version\":" + std::to_string(version) + ",\"clusters\":" + objectOf(clusters) + ",\"routes\":" + arrayOf(routes) +
+         ",\"flags\":" + flags + "}";
+}
+
+bool State::fromJson(std::string_view json, State& out) {
+  auto c = getMember(json, "clusters");
+  auto r = getMember(json, "routes");
+  auto f = getMember(json, "flags");
+  if (!c || !r || !f) return false;
+  auto cm = members(*c);
+  auto re = elements(*r);
+  if (!cm || !re) return false;
+  out.clusters = std::move(*cm);
+  out.routes.clear();
+  for (auto& route : *re) {
+    auto name = getMember(route, "name");
+    if (!name) return false;
+    out.routes.emplace_back(unquote(*name), std::move(route));
+  }
+  out.flags = std::move(*f);
+  return true;
+}
+
+bool loadApiTokens(const std::string& file, const char* env_var, std::vector<ApiToken>& out, std::string& error) {
+  auto add = [&](std::string line, const std::string& where) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty() || line[0] == '#') return true;
+    auto a = line.find(':'), b = line.find(':', a == std::string::npos ? a : a + 1);
+    if (a == std::string::npos || b == std::string::npos) {
+      error = where + ": token lines are name:role:token";
+      return false;
+    }
+    std::string role = line.substr(a + 1, b - a - 1);
+    if (role != "read" && role != "write") {
+      error = where + ": role must be read or write";
+      return false;
+    }
+    out.push_back(ApiToken{line.substr(0, a), role == "write", line.substr(b + 1)});
+    return !out.back().token.empty();
+  };
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) {
+      error = "cannot read admin tokens file \"" + file + "\"";
+      return false;
+    }
+    for (std::string line; std::getline(in, line);)
+      if (!add(line, file)) return false;
+  }
+  if (const char* env = env_var ? std::getenv(env_var) : nullptr) {
+    std::stringstream ss(env);
+    for (std::string item; std::getline(ss, item, ',');)
+      if (!add(item, env_var)) return false;
+  }
+  return true;
+}
+
+AdminApi::AdminApi(std::unique_ptr<Store> store, std::string config_json, std::string base_dir,
+                   std::vector<ApiToken> tokens, Publish publish)
+    : store_(std::move(store)),
+      config_json_(std::move(config_json)),
+      base_dir_(std::move(base_dir)),
+      tokens_(std::move(tokens)),
+      publish_(std::move(publish)) {
+  std::string base = config_json_;
+  for (const char* k : {"clusters", "routes", "flags", "flag_files"})
+    if (auto b = removeMember(base, k)) base = *b;
+  base_json_ = base;
+}
+
+std::string AdminApi::assemble(const State& state) const {
+  std::string full = base_json_;
+  full = setMember(full, "clusters", objectOf(state.clusters)).value_or(full);
+  full = setMember(full, "routes", arrayOf(state.routes)).value_or(full);
+  full = setMember(full, "flags", state.flags).value_or(full);
+  return full;
+}
+
+State AdminApi::seedFromFile(std::string& error) const {
+  State s;
+  if (auto c = getMember(config_json_, "clusters"); c)
+    if (auto m = members(*c)) s.clusters = std::move(*m);
+  if (auto r = getMember(config_json_, "routes"); r)
+    if (auto e = elements(*r))
+      for (auto& route : *e) s.routes.emplace_back(unquote(getMember(route, "name").value_or("\"\"")), route);
+  // Flags: the inline document and every flag file merged into one flagd document.
+  std::vector<std::string> docs;
+  if (auto f = getMember(config_json_, "flags")) docs.push_back(*f);
+  if (auto files = getMember(config_json_, "flag_files"); files)
+    if (auto list = elements(*files))
+      for (const auto& q : *list) {
+        std::string file = unquote(q);
+        std::string full = !file.empty() && file[0] == '/' ? file : base_dir_ + "/" + file;
+        std::ifstream in(full, std::ios::binary);
+        if (!in) {
+          error = "cannot read flag file \"" + full + "\"";
+          return s;
+        }
+        std::stringstream ss;
+        ss << in.rdbuf();
+        docs.push_back(ss.str());
+      }
+  std::vector<std::pair<std::string, std::string>> all_flags, evaluators;
+  std::optional<std::string> metadata;
+  for (const auto& d : docs) {
+    if (auto f = getMember(d, "flags"))
+      if (auto m = members(*f)) all_flags.insert(all_flags.end(), m->begin(), m->end());
+    if (auto e = getMember(d, "$evaluators"))
+      if (auto m = members(*e)) evaluators.insert(evaluators.end(), m->begin(), m->end());
+    if (!metadata) metadata = getMember(d, "metadata");
+  }
+  s.flags = "{\"flags\":" + objectOf(all_flags);
+  if (!evaluators.empty()) s.flags += ",\"$evaluators\":" + objectOf(evaluators);
+  if (metadata) s.flags += ",\"metadata\":" + *metadata;
+  s.flags += "}";
+  return s;
+}
+
+std::shared_ptr<const proxy::Snapshot> AdminApi::validate(const State& state, Error& e) const {
+  auto r = proxy::parseConfig(assemble(state), base_dir_);
+  if (!r.ok()) {
+    const auto& first = r.errors.front();
+    std::string field = first.path;
+    // Name resources the way the API does: routes.<name>..., flags.<key>...
+    if (field.rfind("routes[", 0) == 0) {
+      auto close = field.find(']');
+      std::size_t i = std::strtoul(field.c_str() + 7, nullptr, 10);
+      if (close != std::string::npos && i < state.routes.size()) field = "routes." + state.routes[i].first + field.substr(close + 1);
+    } else if (field.rfind("flags.flags.", 0) == 0) {
+      field = field.substr(6);
+    }
+    e = err(400, first.message, field);
+    return nullptr;
+  }
+  std::string resolve_error;
+  auto snap = proxy::Snapshot::create(std::move(*r.config), resolve_error);
+  if (!snap) e = err(400, resolve_error);
+  return snap;
+}
+
+std::shared_ptr<const proxy::Snapshot> AdminApi::start(bool reseed, std::string& error) {
+  auto stored = store_->load(error);
+  if (!error.empty()) return nullptr;
+  if (stored && !reseed) {
+    if (!State::fromJson(stored->second, state_)) {
+      error = "stored state is unreadable (corrupt store?)";
+      return nullptr;
+    }
+    version_ = stored->first;
+    Error e;
+    auto snap = validate(state_, e);
+    if (!snap) error = "stored state is invalid: " + (e.field.empty() ? "" : e.field + ": ") + e.message;
+    return snap;
+  }
+  State seeded = seedFromFile(error);
+  if (!error.empty()) return nullptr;
+  Error e;
+  auto snap = validate(seeded, e);
+  if (!snap) {
+    error = (e.field.empty() ? "" : e.field + ": ") + e.message;
+    return nullptr;
+  }
+  std::uint64_t v = (stored ? stored->first : 0) + 1;
+  std::string audit = "{\"seq\":" + std::to_string(v) + ",\"time\":" + jsonQuote(nowIso()) + ",\"actor\":" +
+                      jsonQuote(reseed ? "reseed" : "seed") + ",\"action\":" + jsonQuote(reseed ? "reseed" : "seed") +
+                      ",\"resource\":\"config\",\"before\":" + (stored ? stored->second : std::string("null")) +
+                      ",\"after\":" + seeded.toJson(v) + "}";
+  if (!store_->commit(v, seeded.toJson(v), audit, error)) return nullptr;
+  state_ = std::move(seeded);
+  version_ = v;
+  return snap;
+}
+
+const ApiToken* AdminApi::authenticate(const Request& req) const {
+  static const ApiToken kLocal{"local", true, ""};
+  if (tokens_.empty()) return &kLocal;  // loopback-only admin without tokens (enforced at startup)
+  auto auth = req.find(http::field::authorization);
+  if (auth == req.end() || auth->value().size() <= 7 || !boost::beast::iequals(auth->value().substr(0, 7), "Bearer "))
+    return nullptr;
+  std::string_view presented = auth->value().substr(7);
+  const ApiToken* found = nullptr;
+  for (const auto& t : tokens_)  // every token is compared, in constant time
+    if (constantTimeEquals(presented, t.token)) found = &t;
+  return found;
+}
+
+void AdminApi::install(HttpServer& server) {
+  for (auto verb : {http::verb::get, http::verb::put, http::verb::delete_, http::verb::post})
+    server.handlePrefix(verb, std::string(kPrefix), [this](const Request& req) { return handle(req); });
+}
+
+AdminApi::Error AdminApi::apply(State& s, std::string_view method, std::string_view path, std::string_view body,
+                                std::string& resource, std::string& before, std::string& after) {
+  auto parts = splitPath(path);
+  if (parts.size() < 2 || parts[1].empty()) return err(404, "not found");
+  const std::string_view kind = parts[0];
+  const std::string name(parts[1]);
+  const std::string_view sub = parts.size() > 2 ? parts[2] : std::string_view{};
+  if (parts.size() > 3) return err(404, "not found");
+  resource = std::string(kind) + "/" + name;
+  const bool put = method == "PUT", del = method == "DELETE";
+  if (!put && !del) return err(405, "method not allowed");
+  if (put) {
+    if (std::string e = checkJson(body, "object"); !e.empty()) return err(400, e, "body");
+  }
+
+  if (kind == "clusters" && sub.empty()) {
+    auto it = findByName(s.clusters, name);
+    before = it != s.clusters.end() ? it->second : "null";
+    if (del) {
+      if (it == s.clusters.end()) return err(404, "no cluster \"" + name + "\"");
+      for (const auto& [rname, route] : s.routes)
+        if (routeUses(route, name)) return err(409, "cluster \"" + name + "\" is used by route \"" + rname + "\"", "clusters." + name);
+      s.clusters.erase(it);
+      after = "null";
+      return {};
+    }
+    after = minified(body);
+    if (it != s.clusters.end()) it->second = after;
+    else {
+      s.clusters.emplace_back(name, after);
+      std::sort(s.clusters.begin(), s.clusters.end());
+    }
+    return {};
+  }
+  if (kind == "routes") {
+    auto it = findByName(s.routes, name);
+    before = it != s.routes.end() ? it->second : "null";
+    if (sub.empty()) {
+      if (del) {
+        if (it == s.routes.end()) return err(404, "no route \"" + name + "\"");
+        s.routes.erase(it);
+        after = "null";
+        return {};
+      }
+      if (auto n = getMember(body, "name"); n && unquote(*n) != name)
+        return err(400, "must match the route name in the path", "routes." + name + ".name");
+      after = setMember(body, "name", jsonQuote(name)).value_or("");
+      if (it != s.routes.end()) it->second = after;
+      else s.routes.emplace_back(name, after);
+      return {};
+    }
+    if (sub != "split" || !put) return sub == "split" ? err(405, "method not allowed") : err(404, "not found");
+    if (it == s.routes.end()) return err(404, "no route \"" + name + "\"");
+    auto split = getMember(it->second, "split");
+    if (!split) return err(400, "route has no split", "routes." + name + ".split");
+    auto body_members = members(body).value_or(std::vector<std::pair<std::string, std::string>>{});
+    for (const auto& [k, v] : body_members)
+      if (k != "arms") return err(400, "unknown field", "routes." + name + ".split." + k);
+    auto given = getMember(body, "arms");
+    auto given_arms = given ? elements(*given) : std::nullopt;
+    if (!given_arms) return err(400, "must be an array of {name, weight}", "routes." + name + ".split.arms");
+    auto arms = elements(getMember(*split, "arms").value_or("[]")).value_or(std::vector<std::string>{});
+    for (std::size_t i = 0; i < given_arms->size(); ++i) {
+      const std::string field = "routes." + name + ".split.arms[" + std::to_string(i) + "]";
+      auto gm = members((*given_arms)[i]);
+      if (!gm) return err(400, "must be an object {name, weight}", field);
+      std::string arm_name;
+      std::optional<std::string> weight;
+      for (const auto& [k, v] : *gm) {
+        if (k == "name") arm_name = unquote(v);
+        else if (k == "weight") weight = v;
+        else return err(400, "unknown field", field + "." + k);
+      }
+      if (!weight) return err(400, "is required", field + ".weight");
+      if (std::string e = checkJson(*weight, "any"); !e.empty() || (*weight)[0] == '"' || (*weight)[0] == '{' || (*weight)[0] == '[')
+        return err(400, "must be a number", field + ".weight");
+      bool found = false;
+      for (auto& arm : arms)
+        if (unquote(getMember(arm, "name").value_or("\"\"")) == arm_name) {
+          arm = setMember(arm, "weight", *weight).value_or(arm);
+          found = true;
+        }
+      if (!found) return err(400, "unknown arm \"" + arm_name + "\"", field + ".name");
+    }
+    std::string arms_json = "[";
+    for (std::size_t i = 0; i < arms.size(); ++i) arms_json += (i ? "," : "") + arms[i];
+    arms_json += "]";
+    std::string new_split = setMember(*split, "arms", arms_json).value_or(*split);
+    it->second = setMember(it->second, "split", new_split).value_or(it->second);
+    after = it->second;
+    resource += "/split";
+    return {};
+  }
+  if (kind == "flags") {
+    std::string flag_map = getMember(s.flags, "flags").value_or("{}");
+    auto current = getMember(flag_map, name);
+    before = current.value_or("null");
+    std::string updated;
+    if (sub.empty()) {
+      if (del) {
+        if (!current) return err(404, "no flag \"" + name + "\"");
+        flag_map = removeMember(flag_map, name).value_or(flag_map);
+        after = "null";
+      } else {
+        after = minified(body);
+        flag_map = setMember(flag_map, name, after).value_or(flag_map);
+      }
+    } else if ((sub == "state" || sub == "default-variant") && put) {
+      if (!current) return err(404, "no flag \"" + name + "\"");
+      const std::string field_name = sub == "state" ? "state" : "defaultVariant";
+      auto bm = members(body).value_or(std::vector<std::pair<std::string, std::string>>{});
+      if (bm.size() != 1 || bm[0].first != field_name)
+        return err(400, "body must be {\"" + field_name + "\": ...}", "flags." + name + "." + field_name);
+      after = setMember(*current, field_name, bm[0].second).value_or(*current);
+      flag_map = setMember(flag_map, name, after).value_or(flag_map);
+      resource += "/" + std::string(sub);
+    } else {
+      return sub == "state" || sub == "default-variant" ? err(405, "method not allowed") : err(404, "not found");
+    }
+    s.flags = setMember(s.flags, "flags", flag_map).value_or(s.flags);
+    return {};
+  }
+  return err(404, "not found");
+}
+
+Response AdminApi::commitAndPublish(const Request& req, State next, std::shared_ptr<const proxy::Snapshot> snap,
+                                    const std::string& actor, const std::string& action, const std::string& resource,
+                                    const std::string& before, const std::string& after, const std::string& answer) {
+  const std::uint64_t v = version_ + 1;
+  std::string audit = "{\"seq\":" + std::to_string(v) + ",\"time\":" + jsonQuote(nowIso()) + ",\"actor\":" + jsonQuote(actor) +
+                      ",\"action\":" + jsonQuote(action) + ",\"resource\":" + jsonQuote(resource) + ",\"before\":" + before +
+                      ",\"after\":" + after + "}";
+  std::string store_error;
+  if (!store_->commit(v, next.toJson(v), audit, store_error)) {
+    log::error("admin write not stored", {{"error", store_error}});
+    return errorResponse(req, err(500, "the change could not be stored; nothing was applied"));
+  }
+  state_ = std::move(next);
+  version_ = v;
+  publish_(std::move(snap));
+  log::info("config changed", {{"version", std::to_string(v)}, {"actor", actor}, {"action", action}});
+  return jsonResponse(req, http::status::ok, answer, v);
+}
+
+Response AdminApi::handle(const Request& req) {
+  const ApiToken* who = authenticate(req);
+  if (!who) return errorResponse(req, err(401, "missing or unknown token"));
+  std::string_view target = req.target();
+  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view query = target.size() > path.size() ? target.substr(path.size() + 1) : std::string_view{};
+  path.remove_prefix(kPrefix.size());
+  while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  const bool write = req.method() != http::verb::get && req.method() != http::verb::head;
+  if (write && !who->write) return errorResponse(req, err(403, "token \"" + who->name + "\" may only read"));
+
+  if (!write) {
+    auto parts = splitPath(path);
+    if (path == "config") return jsonResponse(req, http::status::ok, state_.toJson(version_), version_);
+    if (path == "clusters") return jsonResponse(req, http::status::ok, "{\"clusters\":" + objectOf(state_.clusters) + "}", version_);
+    if (path == "routes") return jsonResponse(req, http::status::ok, "{\"routes\":" + arrayOf(state_.routes) + "}", version_);
+    if (path == "flags") return jsonResponse(req, http::status::ok, getMember(state_.flags, "flags").value_or("{}").insert(0, "{\"flags\":") + "}", version_);
+    if (path == "audit") {
+      std::uint64_t since = 0, limit = 100;
+      std::string_view q = query;
+      while (!q.empty()) {
+        auto amp = q.find('&');
+        std::string_view kv = q.substr(0, amp);
+        auto eq = kv.find('=');
+        std::string k(kv.substr(0, eq)), v(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
+        char* end = nullptr;
+        unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+        if (v.empty() || *end) return errorResponse(req, err(400, "must be a number", k));
+        if (k == "since") since = n;
+        else if (k == "limit") limit = std::min<unsigned long long>(n, 1000);
+        else return errorResponse(req, err(400, "unknown parameter", k));
+        if (amp == std::string_view::npos) break;
+        q = q.substr(amp + 1);
+      }
+      std::string store_error;
+      auto entries = store_->audit(since, limit, store_error);
+      if (!store_error.empty()) return errorResponse(req, err(500, store_error));
+      std::string body = "{\"entries\":[";
+      for (std::size_t i = 0; i < entries.size(); ++i) body += (i ? "," : "") + entries[i];
+      return jsonResponse(req, http::status::ok, body + "]}", version_);
+    }
+    if (parts.size() == 2) {
+      std::optional<std::string> found;
+      if (parts[0] == "clusters") {
+        auto it = findByName(state_.clusters, parts[1]);
+        if (it != state_.clusters.end()) found = it->second;
+      } else if (parts[0] == "routes") {
+        auto it = findByName(state_.routes, parts[1]);
+        if (it != state_.routes.end()) found = it->second;
+      } else if (parts[0] == "flags") {
+        found = getMember(getMember(state_.flags, "flags").value_or("{}"), parts[1]);
+      }
+      if (found) return jsonResponse(req, http::status::ok, *found, version_);
+      return errorResponse(req, err(404, "not found"));
+    }
+    return errorResponse(req, err(404, "not found"));
+  }
+
+  // Optimistic concurrency: If-Match must name the current version.
+  if (auto im = req.find(http::field::if_match); im != req.end() && im->value() != "*" &&
+                                                 im->value() != "\"" + std::to_string(version_) + "\"")
+    return errorResponse(req, err(412, "the configuration changed (now version " + std::to_string(version_) + ")"));
+
+  State next = state_;
+  std::string resource, before, after;
+  const std::string action = std::string(req.method_string()) + " " + std::string(path.empty() ? "" : "/api/v1/") + std::string(path);
+  if (path == "batch") {
+    if (req.method() != http::verb::post) return errorResponse(req, err(405, "method not allowed"));
+    if (std::string e = checkJson(req.body(), "object"); !e.empty()) return errorResponse(req, err(400, e, "body"));
+    auto bm = members(req.body()).value_or(std::vector<std::pair<std::string, std::string>>{});
+    for (const auto& [k, v] : bm)
+      if (k != "operations") return errorResponse(req, err(400, "unknown field", k));
+    auto ops = elements(getMember(req.body(), "operations").value_or(""));
+    if (!ops || ops->empty()) return errorResponse(req, err(400, "must be a non-empty array", "operations"));
+    std::string befores = "[", afters = "[", resources;
+    for (std::size_t i = 0; i < ops->size(); ++i) {
+      const std::string field = "operations[" + std::to_string(i) + "]";
+      auto om = members((*ops)[i]);
+      if (!om) return errorResponse(req, err(400, "must be an object {method, path, body}", field));
+      std::string method, op_path, body = "{}";
+      for (const auto& [k, v] : *om) {
+        if (k == "method") method = unquote(v);
+        else if (k == "path") op_path = unquote(v);
+        else if (k == "body") body = v;
+        else return errorResponse(req, err(400, "unknown field", field + "." + k));
+      }
+      if (op_path.rfind(std::string(kPrefix), 0) != 0) return errorResponse(req, err(400, "must start with /api/v1/", field + ".path"));
+      if (method != "PUT" && method != "DELETE") return errorResponse(req, err(400, "must be PUT or DELETE", field + ".method"));
+      std::string r, b, a;
+      Error e = apply(next, method, std::string_view(op_path).substr(kPrefix.size()), body, r, b, a);
+      if (e.status) {
+        e.message = field + ": " + e.message;
+        return errorResponse(req, e);
+      }
+      befores += (i ? "," : "") + b;
+      afters += (i ? "," : "") + a;
+      resources += (i ? "," : "") + r;
+    }
+    resource = resources;
+    before = befores + "]";
+    after = afters + "]";
+  } else {
+    Error e = apply(next, req.method_string(), path, req.body(), resource, before, after);
+    if (e.status) return errorResponse(req, e);
+  }
+  Error e;
+  auto snap = validate(next, e);
+  if (!snap) return errorResponse(req, e);
+  std::string answer = path == "batch" ? "{\"version\":" + std::to_string(version_ + 1) + "}" : (after == "null" ? "{}" : after);
+  return commitAndPublish(req, std::move(next), std::move(snap), who->name, action, resource, before, after, answer);
+}
+
+}  // namespace fledge::admin

@@ -1,0 +1,80 @@
+#pragma once
+// The admin API (/api/v1): clusters, routes and flags read and changed at runtime. Every write
+// is validated against the whole resulting configuration, committed to the Store with its audit
+// entry, and then published to the workers as a new snapshot.
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "admin/http_server.hpp"
+#include "admin/store.hpp"
+#include "proxy/snapshot.hpp"
+
+namespace fledge::admin {
+
+// The runtime-changeable part of the configuration, as JSON texts.
+struct State {
+  std::vector<std::pair<std::string, std::string>> clusters;  // name -> cluster object
+  std::vector<std::pair<std::string, std::string>> routes;    // name -> route object, in match order
+  std::string flags = R"({"flags":{}})";                       // a flagd document
+  std::string toJson(std::uint64_t version) const;
+  static bool fromJson(std::string_view json, State& out);
+};
+
+struct ApiToken {
+  std::string name;
+  bool write = false;
+  std::string token;
+};
+
+// Tokens as "name:role:token" lines (role read or write) from a file and/or an environment
+// variable (comma-separated).
+bool loadApiTokens(const std::string& file, const char* env_var, std::vector<ApiToken>& out, std::string& error);
+
+class AdminApi {
+ public:
+  using Publish = std::function<void(std::shared_ptr<const proxy::Snapshot>)>;
+
+  // `config_json` is the configuration file; its clusters, routes and flags seed an empty store.
+  AdminApi(std::unique_ptr<Store> store, std::string config_json, std::string base_dir, std::vector<ApiToken> tokens,
+           Publish publish);
+
+  // Loads the store (or seeds it, or re-seeds it from the file when `reseed`), and returns the
+  // snapshot to start with. Errors are startup errors.
+  std::shared_ptr<const proxy::Snapshot> start(bool reseed, std::string& error);
+
+  void install(HttpServer& server);
+  std::uint64_t version() const { return version_; }
+
+  struct Error {
+    unsigned status = 0;  // 0: no error
+    std::string message;
+    std::string field;
+  };
+
+ private:
+  Response handle(const Request& req);
+  // Applies one write to `state`; `resource` and `before`/`after` describe it for the answer
+  // and the audit log.
+  Error apply(State& state, std::string_view method, std::string_view path, std::string_view body, std::string& resource,
+              std::string& before, std::string& after);
+  std::shared_ptr<const proxy::Snapshot> validate(const State& state, Error& err) const;
+  Response commitAndPublish(const Request& req, State next, std::shared_ptr<const proxy::Snapshot> snap,
+                            const std::string& actor, const std::string& action, const std::string& resource,
+                            const std::string& before, const std::string& after, const std::string& answer);
+  const ApiToken* authenticate(const Request& req) const;
+  std::string assemble(const State& state) const;
+  State seedFromFile(std::string& error) const;
+
+  std::unique_ptr<Store> store_;
+  std::string config_json_;
+  std::string base_json_;  // the file without clusters, routes, flags and flag_files
+  std::string base_dir_;
+  std::vector<ApiToken> tokens_;
+  Publish publish_;
+  State state_;
+  std::uint64_t version_ = 0;
+};
+
+}  // namespace fledge::admin

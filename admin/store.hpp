@@ -1,0 +1,27 @@
+#pragma once
+// Durable control-plane state. A write stores the new state and its audit entry in one atomic,
+// synced batch, committed before the API answers. Only the admin thread uses a Store.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fledge::admin {
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  // The stored state document and its version, or nullopt for an empty store.
+  virtual std::optional<std::pair<std::uint64_t, std::string>> load(std::string& error) = 0;
+  // Atomically: state := `state` at `version`, plus audit entry `version` = `audit_json`.
+  virtual bool commit(std::uint64_t version, const std::string& state, const std::string& audit_json, std::string& error) = 0;
+  // Audit entries with seq >= since, oldest first, at most `limit`.
+  virtual std::vector<std::string> audit(std::uint64_t since, std::size_t limit, std::string& error) = 0;
+};
+
+// RocksDB under `dir`. A store that cannot be opened (corrupt, unreadable, locked by another
+// process) is an error, never silently replaced.
+std::unique_ptr<Store> openRocksStore(const std::string& dir, std::string& error);
+
+}  // namespace fledge::admin
