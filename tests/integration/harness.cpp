@@ -139,7 +139,7 @@ std::string writeTempFile(const std::string& content, const std::string& suffix)
 std::string config(const std::string& clusters_json, const std::string& routes_json, const std::string& extra) {
   std::string c = R"({"listeners":[{"name":"main","address":"127.0.0.1:0"}],)" +
                   std::string(extra.find("\"workers\"") == std::string::npos ? R"("workers":2,)" : "") +
-                  R"("admin":{"listen":"127.0.0.1:0"},)" +
+                  std::string(extra.find("\"admin\"") == std::string::npos ? R"("admin":{"listen":"127.0.0.1:0"},)" : "") +
                   std::string(extra.find("\"ofrep\"") == std::string::npos ? R"("ofrep":{"listen":"127.0.0.1:0"},)" : "") +
                   R"("clusters":)" +
                   clusters_json + R"(,"routes":)" + routes_json;
