@@ -80,7 +80,11 @@ TEST(AdminApiLoad, LiveApplyUnderLoad) {
   std::filesystem::remove(out_file);
   std::printf("%d weight changes; wrk:\n%s\n", changes, out.c_str());
   EXPECT_EQ(failures, 0);
+#ifdef FLEDGE_TEST_SANITIZED
+  EXPECT_GE(changes, 300);  // ASan makes every synced write slower; the Release run checks the full rate
+#else
   EXPECT_GE(changes, 900);
+#endif
   ASSERT_NE(out.find("Requests/sec"), std::string::npos) << out;
   EXPECT_EQ(out.find("Non-2xx"), std::string::npos) << out;
   EXPECT_EQ(out.find("Socket errors"), std::string::npos) << out;
