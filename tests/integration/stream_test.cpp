@@ -80,7 +80,9 @@ TEST(Streaming, OneGiBUploadAndDownloadWithBoundedRss) {
   RecordProperty("fledge_peak_rss_kib", std::to_string(peak));
   std::printf("fledge peak RSS after 4 x %llu MiB transfers: %ld KiB\n",
               static_cast<unsigned long long>(kBytes >> 20), peak);
-  if (kCheckRss) EXPECT_LT(peak, kRssLimitKiB);
+  if (kCheckRss) {
+    EXPECT_LT(peak, kRssLimitKiB);
+  }
 }
 
 }  // namespace
