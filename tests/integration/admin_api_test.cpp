@@ -158,7 +158,9 @@ TEST(AdminApi, RejectedWritesChangeNothing) {
   for (const auto& b : bad) {
     auto res = call(s.admin(), b.method, b.target, b.body);
     EXPECT_EQ(res.result_int(), b.status) << b.target << " " << b.body << " -> " << res.body();
-    if (!b.field.empty()) EXPECT_EQ(echoField(res.body(), "field"), b.field) << res.body();
+    if (!b.field.empty()) {
+      EXPECT_EQ(echoField(res.body(), "field"), b.field) << res.body();
+    }
     EXPECT_FALSE(echoField(res.body(), "error").empty()) << res.body();
   }
   // Too large a body.
