@@ -750,12 +750,16 @@ Value eval(const Node& n, const Value& data, EvalState& st) {
 
 Value fnLiteral(const Node& n, const Value&, EvalState&) { return n.literal; }
 
+// The general rules, out of line: the specialized evaluators below tail-call it on the rare
+// shapes they do not handle, so their common path needs no stack frame of its own.
+[[gnu::noinline, gnu::cold]] Value evalCold(const Node& n, const Value& data, EvalState& st) { return eval(n, data, st); }
+
 // {"var": "plan"}: one path segment, no default.
 inline const Value* var1(const Node& v, const Value& data) { return data.isObject() ? data.get(v.path[0]) : nullptr; }
 
 Value fnVar1(const Node& n, const Value& data, EvalState& st) {
   if (const Value* v = var1(n, data)) return *v;
-  return eval(n, data, st);  // absent, $flagd, or not an object: the general rules
+  return evalCold(n, data, st);  // absent, $flagd, or not an object: the general rules
 }
 
 Value fnIf(const Node& n, const Value& data, EvalState& st) {
@@ -788,7 +792,7 @@ Value fnOr(const Node& n, const Value& data, EvalState& st) {
 template <bool kStarts>
 Value fnAffixVarLit(const Node& n, const Value& data, EvalState& st) {
   const Value* a = var1(n.args[0], data);
-  if (!a) return eval(n, data, st);
+  if (!a) [[unlikely]] return evalCold(n, data, st);
   if (!a->isString()) return Value();
   std::string_view s = a->sv(), p = n.args[1].literal.sv();
   return Value::boolean(p.size() <= s.size() && shortEquals(kStarts ? s.substr(0, p.size()) : s.substr(s.size() - p.size()), p));
@@ -797,7 +801,7 @@ Value fnAffixVarLit(const Node& n, const Value& data, EvalState& st) {
 // {"in": [{"var": x}, [constants]]}
 Value fnInVarLitArray(const Node& n, const Value& data, EvalState& st) {
   const Value* a = var1(n.args[0], data);
-  if (!a) return eval(n, data, st);
+  if (!a) [[unlikely]] return evalCold(n, data, st);
   const Value& b = n.args[1].literal;
   for (std::uint32_t i = 0; i < b.size; ++i)
     if (strictEquals(b.arr[i], *a)) return Value::boolean(true);
@@ -808,7 +812,7 @@ Value fnInVarLitArray(const Node& n, const Value& data, EvalState& st) {
 template <Op kOp, bool kVarFirst>
 Value fnCmpVarNum(const Node& n, const Value& data, EvalState& st) {
   const Value* v = var1(n.args[kVarFirst ? 0 : 1], data);
-  if (!v || !v->isNumber()) return eval(n, data, st);
+  if (!v || !v->isNumber()) [[unlikely]] return evalCold(n, data, st);
   double a = kVarFirst ? v->num : n.args[0].literal.num;
   double b = kVarFirst ? n.args[1].literal.num : v->num;
   switch (kOp) {
@@ -823,7 +827,7 @@ Value fnCmpVarNum(const Node& n, const Value& data, EvalState& st) {
 template <bool kStrict, bool kNegate>
 Value fnEqVarStr(const Node& n, const Value& data, EvalState& st) {
   const Value* v = var1(n.args[0], data);
-  if (!v || (!kStrict && !v->isString())) return eval(n, data, st);
+  if (!v || (!kStrict && !v->isString())) [[unlikely]] return evalCold(n, data, st);
   bool eq = v->isString() && shortEquals(v->sv(), n.args[1].literal.sv());
   return Value::boolean(eq != kNegate);
 }

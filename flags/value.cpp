@@ -224,19 +224,6 @@ void appendJson(std::string& out, const Value& v) {
   }
 }
 
-bool strictEquals(const Value& a, const Value& b) {
-  if (a.type != b.type) return false;
-  switch (a.type) {
-    case Type::kNull: return true;
-    case Type::kBool: return a.b == b.b;
-    case Type::kNumber: return a.num == b.num;
-    case Type::kString: return shortEquals(a.sv(), b.sv());
-    case Type::kArray: return a.arr == b.arr && a.size == b.size;  // identity, as in JavaScript
-    case Type::kObject: return a.obj == b.obj && a.size == b.size;
-  }
-  return false;
-}
-
 bool looseEquals(const Value& a, const Value& b) {
   if (a.type == b.type) return strictEquals(a, b);
   if (a.isNull() || b.isNull()) return false;  // null == undefined only

@@ -187,7 +187,18 @@ void appendJsNumber(std::string& out, double d);
 // JSON text of v (NaN/Infinity become null, as JSON.stringify does).
 void appendJson(std::string& out, const Value& v);
 bool looseEquals(const Value& a, const Value& b);
-bool strictEquals(const Value& a, const Value& b);
+inline bool strictEquals(const Value& a, const Value& b) {
+  if (a.type != b.type) return false;
+  switch (a.type) {
+    case Type::kNull: return true;
+    case Type::kBool: return a.b == b.b;
+    case Type::kNumber: return a.num == b.num;
+    case Type::kString: return shortEquals(a.sv(), b.sv());
+    case Type::kArray: return a.arr == b.arr && a.size == b.size;  // identity, as in JavaScript
+    case Type::kObject: return a.obj == b.obj && a.size == b.size;
+  }
+  return false;
+}
 // Deep structural equality (for tests and ETags), not a JavaScript operator.
 bool deepEquals(const Value& a, const Value& b);
 
