@@ -34,43 +34,41 @@ bool allDigits(std::string_view s) {
   return !s.empty();
 }
 
+// Dot-separated, non-empty identifiers of [0-9A-Za-z-]; `check` sees each one.
+template <typename Check>
+bool forEachIdentifier(std::string_view list, Check&& check) {
+  if (list.empty()) return false;
+  std::size_t start = 0;
+  for (;;) {
+    auto dot = list.find('.', start);
+    std::string_view id = list.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
+    if (id.empty()) return false;
+    for (char c : id)
+      if (!isIdentChar(c)) return false;
+    if (!check(id)) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
+
 bool parseStrict(std::string_view s, Version& v) {
   if (s.size() > 256) return false;
   if (!s.empty() && s[0] == 'v') s.remove_prefix(1);
   auto plus = s.find('+');
   if (plus != std::string_view::npos) {
-    std::string_view build = s.substr(plus + 1);
+    if (!forEachIdentifier(s.substr(plus + 1), [](std::string_view) { return true; })) return false;
     s = s.substr(0, plus);
-    if (build.empty()) return false;
-    std::size_t start = 0;
-    for (;;) {
-      auto dot = build.find('.', start);
-      std::string_view id = build.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-      if (id.empty()) return false;
-      for (char c : id)
-        if (!isIdentChar(c)) return false;
-      if (dot == std::string_view::npos) break;
-      start = dot + 1;
-    }
   }
   auto dash = s.find('-');
   std::string_view main = s.substr(0, dash);
   if (dash != std::string_view::npos) {
-    std::string_view pre = s.substr(dash + 1);
-    if (pre.empty()) return false;
-    std::size_t start = 0;
-    for (;;) {
-      auto dot = pre.find('.', start);
-      std::string_view id = pre.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-      if (id.empty()) return false;
-      for (char c : id)
-        if (!isIdentChar(c)) return false;
+    bool ok = forEachIdentifier(s.substr(dash + 1), [&](std::string_view id) {
       std::uint64_t ignored;
       if (allDigits(id) && !parseNumber(id, ignored)) return false;  // numeric ids: no leading zeros
       v.pre.push_back(id);
-      if (dot == std::string_view::npos) break;
-      start = dot + 1;
-    }
+      return true;
+    });
+    if (!ok) return false;
   }
   auto d1 = main.find('.');
   if (d1 == std::string_view::npos) return false;

@@ -83,6 +83,8 @@ bool Process::running() {
   if (r == pid_) {
     exited_ = true;
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    // The pipe reaches EOF once the child is gone: collect the last of its stderr now.
+    if (reader_.joinable()) reader_.join();
     return false;
   }
   return true;

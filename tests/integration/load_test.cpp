@@ -6,52 +6,10 @@
 #include <fstream>
 #include <future>
 
-#include "tests/integration/harness.hpp"
+#include "tests/integration/admin_stack.hpp"
 
 namespace fledge::test {
 namespace {
-
-std::string tempDir() {
-  std::string tmpl = "/tmp/fledge-store-XXXXXX";
-  std::vector<char> buf(tmpl.begin(), tmpl.end());
-  buf.push_back('\0');
-  return mkdtemp(buf.data());
-}
-
-struct Stack {
-  EchoUpstream stable{"stable"}, canary{"canary"};
-  std::string data_dir = tempDir();
-  std::string cfg;
-  std::unique_ptr<Fledge> f;
-
-  explicit Stack(const std::string& admin_extra = "", const std::string& extra = "") {
-    cfg = config(R"({"v1":{"endpoints":[")" + stable.address() + R"("]},"v2":{"endpoints":[")" + canary.address() + R"("]}})",
-                 R"([{"name":"web","match":{"path_prefix":"/"},"flags":["f"],
-                      "split":{"arms":[{"name":"canary","cluster":"v2","weight":0},{"name":"stable","cluster":"v1","weight":100}],
-                               "sticky":[{"header":"x-user-id"}]}}])",
-                 R"("admin":{"listen":"127.0.0.1:0","data_dir":")" + data_dir + "\"" + admin_extra + R"(},
-                    "flags":{"flags":{"f":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"on"}}})" + extra);
-    start();
-  }
-  ~Stack() {
-    f.reset();
-    std::filesystem::remove_all(data_dir);
-  }
-  void start() { f = std::make_unique<Fledge>(cfg); }
-  std::uint16_t admin() const { return f->adminPort(); }
-};
-
-http::response<http::string_body> call(std::uint16_t port, http::verb method, const std::string& target,
-                                       const std::string& body = "",
-                                       std::vector<std::pair<std::string, std::string>> headers = {}) {
-  Client c(port);
-  if (!body.empty()) headers.emplace_back("Content-Type", "application/json");
-  return c.request(method, target, headers, body);
-}
-
-std::string armOf(std::uint16_t port, const std::string& user) {
-  return echoField(get(port, "/", {{"X-User-Id", user}}).body(), "name");
-}
 
 TEST(AdminApiLoad, LiveApplyUnderLoad) {
   Stack s(R"()", R"(,"workers":1)");
