@@ -25,6 +25,7 @@ namespace {
 
 std::atomic<std::uint64_t> g_connections{0};
 std::atomic<std::uint64_t> g_requests{0};
+std::atomic<std::uint64_t> g_shadow_requests{0};  // requests marked x-fledge-shadow
 // The description of the last request marked x-fledge-shadow, served at /__echo/last-shadow so
 // tests can see what a mirrored copy looked like.
 std::mutex g_shadow_mu;
@@ -80,7 +81,8 @@ std::string describe(const std::string& name, const http::request_parser<http::b
   out += ",\"connection\":" + std::to_string(conn_id);
   out += ",\"request_on_connection\":" + std::to_string(request_no);
   out += ",\"connections_accepted\":" + std::to_string(g_connections.load());
-  out += ",\"requests_total\":" + std::to_string(g_requests.load()) + "}\n";
+  out += ",\"requests_total\":" + std::to_string(g_requests.load());
+  out += ",\"shadow_requests_total\":" + std::to_string(g_shadow_requests.load()) + "}\n";
   return out;
 }
 
@@ -98,6 +100,7 @@ void serve(tcp::socket sock, std::string name, std::uint64_t conn_id) {
     if (ec) return;
     auto& req = p.get();
     ++g_requests;
+    if (req.find("x-fledge-shadow") != req.end()) ++g_shadow_requests;
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       asio::write(sock, asio::buffer(std::string_view("HTTP/1.1 100 Continue\r\n\r\n")), ec);
       if (ec) return;
