@@ -16,7 +16,7 @@ TEST(AdminApiLoad, LiveApplyUnderLoad) {
   // wrk through the split route for 10 s while the weights change 100 times a second.
   const std::string out_file = writeTempFile("", ".txt");
   auto wrk = std::async(std::launch::async, [&] {
-    std::string cmd = "wrk -t1 -c16 -d10s http://127.0.0.1:" + std::to_string(s.f->port()) + "/ > " + out_file + " 2>&1";
+    std::string cmd = "wrk -t1 -c16 -d10s --timeout 5s http://127.0.0.1:" + std::to_string(s.f->port()) + "/ > " + out_file + " 2>&1";
     return std::system(cmd.c_str());
   });
   std::this_thread::sleep_for(200ms);
@@ -41,7 +41,7 @@ TEST(AdminApiLoad, LiveApplyUnderLoad) {
 #ifdef FLEDGE_TEST_SANITIZED
   EXPECT_GE(changes, 300);  // ASan makes every synced write slower; the Release run checks the full rate
 #else
-  EXPECT_GE(changes, 900);
+  EXPECT_GE(changes, 850);  // of the 950 the loop paces at 100/s
 #endif
   ASSERT_NE(out.find("Requests/sec"), std::string::npos) << out;
   EXPECT_EQ(out.find("Non-2xx"), std::string::npos) << out;
