@@ -369,7 +369,8 @@ std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
 void Session::connectUpstream() {
   phase_ = Phase::kConnect;
   auto now = Clock::now();
-  upool_ = w_.poolShared();  // released to the pool it came from, even if a new config swaps pools
+  // Released to the pool it came from, even if a new config swaps pools meanwhile.
+  if (upool_.get() != &w_.pool()) upool_ = w_.poolShared();
   auto& pool = *upool_;
   auto ep = pool.pick(cluster_, tried_, now);
   if (!ep) {
@@ -768,7 +769,11 @@ void Session::upstreamFailed(error_code ec, const char* stage) {
 void Session::releaseUpstream(bool reusable) {
   if (!has_upstream_) return;
   has_upstream_ = false;
-  upool_->release(cluster_, endpoint_, reusable ? &up_ : nullptr, Clock::now());
+  // A pool replaced by a new configuration takes its connections back for accounting only:
+  // nothing reuses or sweeps it any more.
+  const bool current = upool_.get() == &w_.pool();
+  upool_->release(cluster_, endpoint_, reusable && current ? &up_ : nullptr, Clock::now());
+  if (!current) upool_.reset();
   error_code ec;
   if (up_.is_open()) up_.close(ec);
 }
