@@ -509,12 +509,6 @@ std::string parseHostPort(std::string_view s, HostPort& out, bool allow_port_zer
   return {};
 }
 
-const ClusterConfig* Config::findCluster(std::string_view name) const {
-  for (const auto& c : clusters)
-    if (c.name == name) return &c;
-  return nullptr;
-}
-
 ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
   ConfigResult result;
   std::vector<flags::FlagSource> flag_sources;

@@ -188,7 +188,6 @@ struct Config {
   MetricsConfig metrics;
   AccessLogConfig access_log;
 
-  const ClusterConfig* findCluster(std::string_view name) const;
 };
 
 struct ConfigError {

@@ -4,6 +4,7 @@
 #include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/status.hpp>
 
+#include <array>
 #include <charconv>
 
 namespace fledge::proxy {
@@ -12,15 +13,40 @@ using boost::beast::iequals;
 
 namespace {
 
-bool namedByConnection(const Head& head, std::string_view name) {
-  for (std::size_t i = 0; i < head.size(); ++i) {
-    auto f = head[i];
-    if (f.id != http::field::connection) continue;
-    for (auto tok : http::token_list{f.value})
-      if (iequals(tok, name)) return true;
+// The field names a message's Connection header(s) list, gathered once per head so that
+// checking each field is a short scan, not another pass over the whole head.
+class ConnectionNames {
+ public:
+  explicit ConnectionNames(const Head& head) {
+    for (std::size_t i = 0; i < head.size(); ++i) {
+      if (head.id(i) != http::field::connection) continue;
+      for (auto tok : http::token_list{head.value(i)}) {
+        if (n_ == names_.size()) {
+          overflow_ = &head;  // unusually many: look them up in the head directly
+          return;
+        }
+        names_[n_++] = std::string_view(tok.data(), tok.size());
+      }
+    }
   }
-  return false;
-}
+  bool contains(std::string_view name) const {
+    if (overflow_) {
+      for (std::size_t i = 0; i < overflow_->size(); ++i)
+        if (overflow_->id(i) == http::field::connection)
+          for (auto tok : http::token_list{overflow_->value(i)})
+            if (iequals(tok, name)) return true;
+      return false;
+    }
+    for (std::size_t i = 0; i < n_; ++i)
+      if (iequals(names_[i], name)) return true;
+    return false;
+  }
+
+ private:
+  std::array<std::string_view, 16> names_;
+  std::size_t n_ = 0;
+  const Head* overflow_ = nullptr;
+};
 
 void appendField(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
@@ -84,7 +110,9 @@ bool isFraming(http::field id) { return id == http::field::content_length || id 
 
 }  // namespace
 
-bool isHopByHop(const Head& head, const Head::Field& f) {
+// True for fields that never cross a hop: Connection and the fields it names, Keep-Alive, TE,
+// Trailer, Upgrade, Proxy-*. (Content-Length and Transfer-Encoding are re-framed separately.)
+static bool isHopByHop(const ConnectionNames& named, const Head::Field& f) {
   switch (f.id) {
     case http::field::connection:
     case http::field::keep_alive:
@@ -102,7 +130,7 @@ bool isHopByHop(const Head& head, const Head::Field& f) {
       break;
   }
   if (f.name.size() >= 6 && iequals(f.name.substr(0, 6), "proxy-")) return true;
-  return head.has(http::field::connection) && namedByConnection(head, f.name);
+  return named.contains(f.name);
 }
 
 // Appends every value of `id` joined by ", ", followed by ", " when there was any.
@@ -120,10 +148,11 @@ void appendRequestHead(std::string& out, const Head& head, const RequestHeadInfo
   out.push_back(' ');
   out.append(info.target);
   out.append(" HTTP/1.1\r\n");
+  const ConnectionNames named(head);
   bool has_request_id = false;
   for (std::size_t i = 0; i < head.size(); ++i) {
     auto f = head[i];
-    if (isFraming(f.id) || f.id == http::field::expect || isHopByHop(head, f)) continue;
+    if (isFraming(f.id) || f.id == http::field::expect || isHopByHop(named, f)) continue;
     // Rewritten below: X-Forwarded-For and Via keep earlier hops' values, in order, on one line.
     if (f.id == http::field::via) continue;
     if (f.id == http::field::unknown) {
@@ -162,9 +191,10 @@ void appendResponseHead(std::string& out, const Head& head, const ResponseHeadIn
     out.append(r.data(), r.size());
   }
   out.append("\r\n");
+  const ConnectionNames named(head);
   for (std::size_t i = 0; i < head.size(); ++i) {
     auto f = head[i];
-    if (isFraming(f.id) || isHopByHop(head, f)) continue;
+    if (isFraming(f.id) || isHopByHop(named, f)) continue;
     appendField(out, f.name, f.value);
   }
   appendFraming(out, head, info.framing, info.content_length);

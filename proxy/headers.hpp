@@ -43,10 +43,6 @@ struct ResponseHeadInfo {
   std::string_view extra;  // complete header lines Fledge adds (x-fledge-arm, Set-Cookie)
 };
 
-// True for fields that never cross a hop: Connection and the fields it names, Keep-Alive, TE,
-// Trailer, Upgrade, Proxy-*. (Content-Length and Transfer-Encoding are re-framed separately.)
-bool isHopByHop(const Head& head, const Head::Field& f);
-
 // Appends an HTTP/1.1 upstream request head: the client's fields minus hop-by-hop ones, Expect
 // and every x-fledge-* field (only Fledge may set those), then framing, `extra`, X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host, Via
 // (appended), and X-Request-Id when absent.

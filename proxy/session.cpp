@@ -186,16 +186,7 @@ void Session::onHeaderError(error_code ec) {
 
 void Session::onHeader() {
   disarm();
-  started_ = Clock::now();
-  req_metrics_ = &w_.metrics();  // the counters laid out for the snapshot this request runs on
-  route_idx_ = w_.snapshot().config.routes.size();  // "no route" until one matches
-  arm_idx_ = 0;
-  recorded_ = false;
-  routed_any_ = true;
-  w_.newRequestId(request_id_);
-  bytes_in_ = bytes_out_ = 0;
-  upstream_used_ = false;
-  flags_header_.clear();
+  beginExchange(true);
   const auto& cfg = w_.snapshot().config;
   const Head& head = req_head_;
   version_ = req_->version();
@@ -677,6 +668,19 @@ void Session::writeResponse() {
   });
 }
 
+void Session::beginExchange(bool header_complete) {
+  started_ = Clock::now();
+  req_metrics_ = &w_.metrics();  // the counters laid out for the snapshot this request runs on
+  route_idx_ = w_.snapshot().config.routes.size();  // "no route" until one matches
+  arm_idx_ = 0;
+  recorded_ = false;
+  routed_any_ = header_complete;
+  if (header_complete) w_.newRequestId(request_id_);
+  bytes_in_ = bytes_out_ = 0;
+  upstream_used_ = false;
+  flags_header_.clear();
+}
+
 void Session::record(unsigned status) {
   if (recorded_) return;
   recorded_ = true;
@@ -780,20 +784,9 @@ void Session::releaseUpstream(bool reusable) {
 
 void Session::reply(unsigned status, std::string_view text, bool close) {
   if (response_started_) return abort();
-  if (routed_any_) record(status);
-  else {
-    // Refused before a whole header arrived (400, 408, 414, 431, ...): counted under no route.
-    started_ = Clock::now();
-    req_metrics_ = &w_.metrics();
-    route_idx_ = w_.snapshot().config.routes.size();
-    arm_idx_ = 0;
-    recorded_ = false;
-    routed_any_ = false;
-    bytes_in_ = bytes_out_ = 0;
-    upstream_used_ = false;
-    flags_header_.clear();
-    record(status);
-  }
+  // Refused before a whole header arrived (400, 408, 414, 431, ...): counted under no route.
+  if (!routed_any_) beginExchange(false);
+  record(status);
   releaseUpstream(false);
   if (close) keep_alive_ = false;
   phase_ = Phase::kReply;

@@ -69,6 +69,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void onResponseBodyRead(error_code ec);
   void writeResponse();
   void finishExchange();
+  void beginExchange(bool header_complete);  // per-request state for metrics and the access log
   void record(unsigned status);  // once per exchange: metrics and the access log
   std::string accessLine(unsigned status, std::chrono::microseconds duration) const;
   // Failure paths.

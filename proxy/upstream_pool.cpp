@@ -114,8 +114,5 @@ void UpstreamPool::closeAll() {
     }
 }
 
-std::size_t UpstreamPool::idleCount(std::size_t cluster, std::size_t endpoint) const {
-  return clusters_[cluster].endpoints[endpoint].idle.size();
-}
 
 }  // namespace fledge::proxy

@@ -43,7 +43,6 @@ class UpstreamPool {
   void sweep(Clock::time_point now);
   void closeAll();
 
-  std::size_t idleCount(std::size_t cluster, std::size_t endpoint) const;
 
  private:
   struct Idle {

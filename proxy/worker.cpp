@@ -136,19 +136,16 @@ void Worker::join() {
 void Worker::mirror(std::string request, WorkerMetrics& metrics, std::size_t route, std::size_t cluster,
                     std::uint32_t max_in_flight, std::chrono::milliseconds timeout) {
   if (draining_) return;
-  if (mirror_stats_.in_flight >= max_in_flight) {
-    ++mirror_stats_.dropped;
+  if (mirrors_in_flight_ >= max_in_flight) {
     metrics.mirror(route, MirrorResult::kDropped);
     return;
   }
   if (cluster >= snap_->clusters.size()) return;  // the config changed under this request
   auto ep = pool_->pick(cluster, 0, Clock::now());
   if (!ep) {
-    ++mirror_stats_.failed;
     metrics.mirror(route, MirrorResult::kFailed);
     return;
   }
-  ++mirror_stats_.sent;
   metrics.mirror(route, MirrorResult::kSent);
   std::make_shared<MirrorCall>(*this, std::move(request), metrics, route, snap_->clusters[cluster].endpoints[*ep], timeout)->start();
 }

@@ -28,14 +28,6 @@ namespace fledge::proxy {
 class Session;
 class MirrorCall;
 
-// Per-worker shadow-traffic counters (read for metrics; written only by this worker).
-struct MirrorStats {
-  std::uint64_t sent = 0;       // copies started
-  std::uint64_t dropped = 0;    // not sent: the per-worker in-flight limit was reached
-  std::uint64_t completed = 0;  // a response came back (and was discarded)
-  std::uint64_t failed = 0;     // connect, send or read failed, or timed out
-  std::uint32_t in_flight = 0;
-};
 using SessionHook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
 class Worker {
@@ -74,8 +66,6 @@ class Worker {
   void newRequestId(char out[32]);
   std::uint64_t random();
 
-  std::size_t sessionCount() const { return session_count_; }
-  const MirrorStats& mirrorStats() const { return mirror_stats_; }
   // Starts a shadow copy to `cluster` unless `max_in_flight` copies are already running.
   void mirror(std::string request, WorkerMetrics& metrics, std::size_t route, std::size_t cluster,
               std::uint32_t max_in_flight, std::chrono::milliseconds timeout);
@@ -109,7 +99,7 @@ class Worker {
   boost::intrusive::list<Session, boost::intrusive::base_hook<SessionHook>, boost::intrusive::constant_time_size<false>>
       sessions_;
   std::size_t session_count_ = 0;
-  MirrorStats mirror_stats_;
+  std::uint32_t mirrors_in_flight_ = 0;  // shadow copies under way (their counts are in metrics)
   flags::EvalScratch eval_scratch_;
   flags::Arena context_arena_;
   std::uint64_t rng_state_;

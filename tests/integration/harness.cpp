@@ -219,6 +219,12 @@ bool Client::closedByPeer() {
   }
 }
 
+std::string deadAddress() {
+  boost::asio::io_context ioc;
+  tcp::acceptor a(ioc, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  return "127.0.0.1:" + std::to_string(a.local_endpoint().port());
+}
+
 http::response<http::string_body> get(std::uint16_t port, const std::string& target,
                                       const std::vector<std::pair<std::string, std::string>>& headers) {
   Client c(port);

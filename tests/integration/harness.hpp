@@ -117,6 +117,9 @@ class Client {
   boost::beast::flat_buffer buffer_;
 };
 
+// "127.0.0.1:PORT" with nothing listening on PORT (refuses connections).
+std::string deadAddress();
+
 // Convenience: one GET on a fresh connection.
 http::response<http::string_body> get(std::uint16_t port, const std::string& target,
                                       const std::vector<std::pair<std::string, std::string>>& headers = {});

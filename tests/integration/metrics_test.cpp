@@ -95,12 +95,7 @@ TEST(Metrics, ValuesEqualTheRequestsSentAndPassPromtool) {
 
 TEST(Metrics, UpstreamErrorsAreCountedByKind) {
   EchoUpstream up("up");
-  boost::asio::io_context ioc;
-  std::string dead;
-  {
-    tcp::acceptor a(ioc, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-    dead = "127.0.0.1:" + std::to_string(a.local_endpoint().port());
-  }
+  const std::string dead = deadAddress();
   Fledge f(config(R"({"dead":{"endpoints":[")" + dead + R"("]},"slow":{"endpoints":[")" + up.address() + R"("]}})",
                   R"([{"name":"d","match":{"path_prefix":"/d"},"cluster":"dead"},{"name":"s","match":{"path_prefix":"/s"},"cluster":"slow"}])",
                   R"("workers":1,"timeouts":{"upstream_response_ms":200})"));

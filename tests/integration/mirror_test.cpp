@@ -117,12 +117,7 @@ double p99(std::uint16_t port, int n) {
 TEST(Mirror, DeadOrSlowMirrorDoesNotTouchPrimaryResponses) {
   EchoUpstream primary("primary");
   BlackholeUpstream slow;
-  boost::asio::io_context ioc;
-  std::string dead;
-  {
-    tcp::acceptor a(ioc, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-    dead = "127.0.0.1:" + std::to_string(a.local_endpoint().port());
-  }
+  const std::string dead = deadAddress();
   Fledge plain(config(R"({"main":{"endpoints":[")" + primary.address() + R"("]}})",
                       R"([{"name":"web","match":{"path_prefix":"/"},"cluster":"main"}])"));
   Fledge to_dead(mirrorConfig(primary.address(), dead));

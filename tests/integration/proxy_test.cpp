@@ -77,13 +77,6 @@ class ClosingUpstream {
   std::thread thread_;
 };
 
-// A loopback port with nothing listening on it.
-std::uint16_t deadPort() {
-  boost::asio::io_context ioc;
-  tcp::acceptor a(ioc, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-  return a.local_endpoint().port();
-}
-
 // ------------------------------------------------------------------------------------------------
 
 TEST(CheckConfig, ShippedExamplesAreValid) {
@@ -342,7 +335,7 @@ TEST(Proxy, LocalReplyAfterProxiedResponseOnOneConnection) {
 
 TEST(LoadBalancing, RoundRobinAndRefusedEndpointSkipped) {
   EchoUpstream a("a"), b("b");
-  const std::string dead = "127.0.0.1:" + std::to_string(deadPort());
+  const std::string dead = deadAddress();
   Fledge f(simple({a.address(), dead, b.address()}, R"("workers":1)"));
   std::map<std::string, int> seen;
   Client c(f.port());
@@ -490,7 +483,7 @@ TEST(Errors, HeaderTimeoutIs408AndIdleKeepAliveCloses) {
 TEST(Errors, Upstream502_503_504) {
   ClosingUpstream closing;
   EchoUpstream slow("slow");
-  const std::string dead = "127.0.0.1:" + std::to_string(deadPort());
+  const std::string dead = deadAddress();
   Fledge f(config("{" + cluster("dead", {dead}, R"("eject_ms":60000)") + "," +
                       cluster("reset", {"127.0.0.1:" + std::to_string(closing.port())}) + "," +
                       cluster("slow", {slow.address()}) + "}",
