@@ -8,6 +8,43 @@
 
 namespace fledge::flags {
 
+bool isValidName(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.';
+  });
+}
+
+bool isValidVariantName(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  return std::none_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+std::string printable(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(std::min<std::size_t>(s.size(), 160));
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (out.size() >= 160) {
+      out += "...";
+      break;
+    }
+    auto u = static_cast<unsigned char>(s[i]);
+    if (u < 0x20 || u >= 0x7f || u == '\\') {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += static_cast<char>(u);
+    }
+  }
+  return out;
+}
+
 std::string_view reasonName(Reason r) {
   switch (r) {
     case Reason::kStatic: return "STATIC";
@@ -105,7 +142,7 @@ void indexLiteralVariants(const Node& n, Flag& flag) {
 void loadFlag(std::string_view key, const Value& def, const Value* set_metadata, const Evaluators& evaluators,
               ConstPool& pool, const std::string& path, std::vector<Flag>& out, std::vector<FlagSetError>& errors) {
   std::size_t before = errors.size();
-  if (key.empty()) errors.push_back({path, "flag keys must not be empty"});
+  if (!isValidName(key)) errors.push_back({path, std::string("flag key ") + kNameRule});
   if (!def.isObject()) {
     errors.push_back({path, std::string("must be an object, got ") + typeName(def.type)});
     return;
@@ -142,8 +179,8 @@ void loadFlag(std::string_view key, const Value& def, const Value* set_metadata,
     Type first = variants->obj[0].value.type;
     for (std::uint32_t i = 0; i < variants->size; ++i) {
       const Member& m = variants->obj[i];
-      std::string vp = path + ".variants." + std::string(m.key);
-      if (m.key.empty()) errors.push_back({vp, "variant names must not be empty"});
+      std::string vp = path + ".variants." + printable(m.key);
+      if (!isValidVariantName(m.key)) errors.push_back({vp, kVariantNameRule});
       if (m.value.type != first) {
         errors.push_back({vp, std::string("must be a ") + typeName(first) + " like the other variants, got " +
                                   typeName(m.value.type)});
@@ -167,7 +204,7 @@ void loadFlag(std::string_view key, const Value& def, const Value* set_metadata,
       for (std::size_t i = 0; i < flag.variants.size(); ++i)
         if (flag.variants[i].name == default_variant->sv()) flag.default_variant = static_cast<int>(i);
       if (flag.default_variant < 0 && variants && variants->isObject())
-        errors.push_back({path + ".defaultVariant", "\"" + std::string(default_variant->sv()) + "\" is not one of the variants"});
+        errors.push_back({path + ".defaultVariant", "\"" + printable(default_variant->sv()) + "\" is not one of the variants"});
     }
   }
   if (metadata) checkMetadata(*metadata, path + ".metadata", errors);
@@ -243,9 +280,9 @@ std::shared_ptr<const FlagSet> FlagSet::load(const std::vector<FlagSource>& sour
     }
     for (std::uint32_t i = 0; i < flags->size; ++i) {
       std::string_view key = flags->obj[i].key;
-      std::string path = prefix + "flags." + std::string(key);
+      std::string path = prefix + "flags." + printable(key);
       if (std::any_of(set->flags_.begin(), set->flags_.end(), [&](const Flag& f) { return f.key == key; })) {
-        errors.push_back({path, "flag \"" + std::string(key) + "\" is defined more than once"});
+        errors.push_back({path, "flag \"" + printable(key) + "\" is defined more than once"});
         continue;
       }
       loadFlag(key, flags->obj[i].value, set_metadata, evaluators, set->pool_, path, set->flags_, errors);

@@ -60,6 +60,17 @@ struct EvalScratch {
   char number_buf[32];
 };
 
+// Names that Fledge writes into headers, metric labels and URL paths — flag keys and the
+// config's route, cluster, arm and listener names — are 1-128 characters of [A-Za-z0-9._-].
+bool isValidName(std::string_view s);
+inline constexpr const char* kNameRule = "must be 1-128 characters of [A-Za-z0-9._-]";
+// Variant names: 1-128 bytes without control characters. Where one goes into a header it is
+// percent-encoded (proxy/headers.hpp), so ',', '=' and spaces cannot forge anything.
+bool isValidVariantName(std::string_view s);
+inline constexpr const char* kVariantNameRule = "variant names must be 1-128 bytes without control characters";
+// `s` with control characters and non-ASCII bytes as \xNN, for error messages about bad names.
+std::string printable(std::string_view s);
+
 struct FlagSetError {
   std::string path;
   std::string message;

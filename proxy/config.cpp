@@ -1,6 +1,7 @@
 #include "proxy/config.hpp"
 
 #include "flags/flag_set.hpp"
+#include "proxy/headers.hpp"
 #include "proxy/http_head.hpp"
 #include "proxy/split.hpp"
 
@@ -148,15 +149,47 @@ class Walker {
   }
 };
 
-bool validName(std::string_view s) {
-  if (s.empty() || s.size() > 128) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-           c == '.';
-  });
+using flags::kNameRule;
+bool validName(std::string_view s) { return flags::isValidName(s); }
+
+// Route hosts: a host name, IPv4 or [IPv6] without port, optionally "*." for subdomains.
+bool validRouteHost(std::string_view host) {
+  if (host.rfind("*.", 0) == 0) host.remove_prefix(2);
+  if (host.empty() || !isValidHost(host)) return false;
+  return host.front() == '[' ? host.back() == ']' : host.find(':') == std::string_view::npos;
 }
 
-constexpr const char* kNameRule = "must be 1-128 characters of [A-Za-z0-9._-]";
+// Path prefixes: visible ASCII without '?' or '#', already normalized (a request path is
+// normalized before it is matched, so an unnormalized prefix could never match).
+std::string pathPrefixProblem(std::string_view prefix) {
+  if (prefix.empty() || prefix[0] != '/') return "must start with \"/\"";
+  if (prefix.size() > 1024) return "must be at most 1024 characters";
+  for (char c : prefix)
+    if (c <= 0x20 || c >= 0x7f || c == '?' || c == '#') return "must be visible ASCII without spaces, '?' or '#'";
+  std::string normalized;
+  switch (normalizePath(prefix, EncodedSlashes::kReject, normalized)) {
+    case PathStatus::kNormal: return {};
+    case PathStatus::kChanged: return "must be a normalized path (\"" + normalized + "\"): requests are matched after normalization";
+    case PathStatus::kBad: break;
+  }
+  return "must not contain bad or slash escapes, %00 or backslashes";
+}
+
+template <typename E>
+bool parseEnum(Walker& w, element e, const std::string& path, std::initializer_list<std::pair<std::string_view, E>> values, E& out) {
+  std::string s;
+  if (!w.string(e, path, s)) return false;
+  std::string allowed;
+  for (const auto& [name, v] : values) {
+    if (s == name) {
+      out = v;
+      return true;
+    }
+    allowed += (allowed.empty() ? "\"" : ", \"") + std::string(name) + "\"";
+  }
+  w.error(path, "must be one of " + allowed);
+  return false;
+}
 
 void parseCluster(Walker& w, std::string_view name, element e, const std::string& path, ClusterConfig& c) {
   c.name.assign(name);
@@ -206,6 +239,8 @@ bool parseSource(Walker& w, element e, const std::string& path, ValueSource& out
     }
     if (!w.string(v, sub, out.name)) return;
     if (out.name.empty()) w.error(sub, "must not be empty");
+    else if (out.name.size() > 256) w.error(sub, "must be at most 256 characters");
+    else if (key != "query" && !isFieldName(out.name)) w.error(sub, std::string("must be a ") + key.data() + " name (an RFC 9110 token)");
     if (key == "header") {
       out.kind = ValueSource::Kind::kHeader;
       std::transform(out.name.begin(), out.name.end(), out.name.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -316,9 +351,8 @@ void parseSplit(Walker& w, element e, const std::string& path, SplitConfig& sp) 
       w.object(v, sub, {"name", "max_age", "secure", "http_only", "same_site", "path"},
                [&](std::string_view k, element cv, const std::string& p) {
         if (k == "name") {
-          if (w.string(cv, p, ac.name) &&
-              (ac.name.empty() || ac.name.find_first_of(" ;,=\"\t\r\n") != std::string::npos))
-            w.error(p, "must be a cookie name (no spaces, ';', ',', '=' or quotes)");
+          if (w.string(cv, p, ac.name) && (!isFieldName(ac.name) || ac.name.size() > 256))
+            w.error(p, "must be a cookie name (an RFC 9110 token of at most 256 characters)");
         } else if (k == "max_age") {
           w.uint(cv, p, 0, 400ull * 24 * 3600, ac.max_age);
         } else if (k == "secure") {
@@ -328,8 +362,9 @@ void parseSplit(Walker& w, element e, const std::string& path, SplitConfig& sp) 
         } else if (k == "same_site") {
           if (w.string(cv, p, ac.same_site) && ac.same_site != "Strict" && ac.same_site != "Lax" && ac.same_site != "None")
             w.error(p, "must be \"Strict\", \"Lax\" or \"None\"");
-        } else if (w.string(cv, p, ac.path) && (ac.path.empty() || ac.path[0] != '/')) {
-          w.error(p, "must start with \"/\"");
+        } else if (w.string(cv, p, ac.path) &&
+                   (ac.path.empty() || ac.path[0] != '/' || !isFieldValue(ac.path) || ac.path.find(';') != std::string::npos)) {
+          w.error(p, "must start with \"/\" and hold no ';' or control characters");
         }
       });
       if (ac.same_site == "None" && !ac.secure) w.error(sub + ".secure", "must be true when same_site is \"None\"");
@@ -339,10 +374,10 @@ void parseSplit(Walker& w, element e, const std::string& path, SplitConfig& sp) 
       std::string token_env;
       w.object(v, sub, {"header", "cookie", "allow", "token", "token_env"}, [&](std::string_view k, element ov, const std::string& p) {
         if (k == "header") {
-          if (w.string(ov, p, oc.header))
-            std::transform(oc.header.begin(), oc.header.end(), oc.header.begin(), [](unsigned char c) { return std::tolower(c); });
+          if (w.string(ov, p, oc.header) && !isFieldName(oc.header)) w.error(p, "must be a header name (an RFC 9110 token)");
+          std::transform(oc.header.begin(), oc.header.end(), oc.header.begin(), [](unsigned char c) { return std::tolower(c); });
         } else if (k == "cookie") {
-          w.string(ov, p, oc.cookie);
+          if (w.string(ov, p, oc.cookie) && !isFieldName(oc.cookie)) w.error(p, "must be a cookie name (an RFC 9110 token)");
         } else if (k == "allow") {
           w.array(ov, p, [&](element item, const std::string& ip, std::size_t) {
             std::string a;
@@ -461,9 +496,10 @@ void parseRoute(Walker& w, element e, const std::string& path, RouteConfig& r) {
           if (r.host.empty()) w.error(msub, "must not be empty (omit it to match any host)");
           else if (r.host.find('*') != std::string::npos && (r.host.rfind("*.", 0) != 0 || r.host.find('*', 1) != std::string::npos))
             w.error(msub, "a wildcard is only allowed as a leading \"*.\"");
+          else if (!validRouteHost(r.host)) w.error(msub, "must be a host name, IPv4 or [IPv6] address without port, optionally \"*.\"-prefixed");
         } else if (mk == "path_prefix") {
           if (!w.string(mv, msub, r.path_prefix)) return;
-          if (r.path_prefix.empty() || r.path_prefix[0] != '/') w.error(msub, "must start with \"/\"");
+          if (auto problem = pathPrefixProblem(r.path_prefix); !problem.empty()) w.error(msub, problem);
         }
       });
     }
@@ -524,7 +560,7 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
   Config cfg;
   bool has_listeners = false;
   w.object(root, "",
-           {"listeners", "workers", "admin", "timeouts", "limits", "clusters", "routes", "log_level", "flags",
+           {"listeners", "workers", "admin", "timeouts", "limits", "http", "clusters", "routes", "log_level", "flags",
             "flag_files", "evaluation_context", "ofrep", "metrics", "access_log"},
            [&](std::string_view key, element v, const std::string& path) {
              if (key == "listeners") {
@@ -571,7 +607,8 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
                         });
              } else if (key == "limits") {
                w.object(v, path,
-                        {"max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "max_connections"},
+                        {"max_request_line", "max_header_bytes", "max_headers", "max_body_bytes", "max_connections",
+                         "min_body_rate"},
                         [&](std::string_view lk, element lv, const std::string& lp) {
                           auto& l = cfg.limits;
                           if (lk == "max_request_line") w.uint(lv, lp, 64, 1 << 20, l.max_request_line);
@@ -579,6 +616,27 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
                           else if (lk == "max_headers") w.uint(lv, lp, 1, 10'000, l.max_headers);
                           else if (lk == "max_body_bytes") w.uint(lv, lp, 0, UINT64_MAX, l.max_body_bytes);
                           else if (lk == "max_connections") w.uint(lv, lp, 0, 10'000'000, l.max_connections);
+                          else if (lk == "min_body_rate") w.uint(lv, lp, 0, 1u << 30, l.min_body_rate);
+                        });
+             } else if (key == "http") {
+               w.object(v, path, {"path_normalization", "encoded_slashes", "underscores_in_headers"},
+                        [&](std::string_view hk, element hv, const std::string& hp) {
+                          auto& h = cfg.http;
+                          if (hk == "path_normalization")
+                            parseEnum<PathNormalization>(w, hv, hp,
+                                                         {{"forward_normalized", PathNormalization::kForwardNormalized},
+                                                          {"match_only", PathNormalization::kMatchOnly},
+                                                          {"reject", PathNormalization::kReject}},
+                                                         h.path_normalization);
+                          else if (hk == "encoded_slashes")
+                            parseEnum<EncodedSlashes>(w, hv, hp, {{"reject", EncodedSlashes::kReject}, {"decode", EncodedSlashes::kDecode}},
+                                                      h.encoded_slashes);
+                          else
+                            parseEnum<UnderscoreHeaders>(w, hv, hp,
+                                                         {{"drop", UnderscoreHeaders::kDrop},
+                                                          {"reject", UnderscoreHeaders::kReject},
+                                                          {"allow", UnderscoreHeaders::kAllow}},
+                                                         h.underscores_in_headers);
                         });
              } else if (key == "clusters") {
                w.object(v, path, {}, [&](std::string_view name, element cv, const std::string& cp) {

@@ -9,6 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "proxy/http_head.hpp"
+#include "proxy/uri.hpp"
+
 namespace fledge::flags {
 class FlagSet;
 }
@@ -148,6 +151,22 @@ struct Limits {
   std::uint32_t max_headers = 100;
   std::uint64_t max_body_bytes = 0;  // 0 = unlimited
   std::uint32_t max_connections = 0;  // per worker; 0 = unlimited
+  // A request body must keep an average of this many bytes per second once timeouts.body_read has
+  // passed (the deadline is body start + body_read + bytes received / rate); 0 = no rate rule.
+  std::uint32_t min_body_rate = 1024;
+};
+
+// How request targets and header names are treated (README: "Security").
+enum class PathNormalization {
+  kForwardNormalized,  // route on the normalized path and forward it (nginx's default)
+  kMatchOnly,          // route on the normalized path, forward the target as received
+  kReject,             // answer 400 to any target whose path is not already normalized
+};
+
+struct HttpConfig {
+  PathNormalization path_normalization = PathNormalization::kForwardNormalized;
+  EncodedSlashes encoded_slashes = EncodedSlashes::kReject;
+  UnderscoreHeaders underscores_in_headers = UnderscoreHeaders::kDrop;
 };
 
 struct AdminConfig {
@@ -179,6 +198,7 @@ struct Config {
   AdminConfig admin;
   Timeouts timeouts;
   Limits limits;
+  HttpConfig http;
   std::vector<ClusterConfig> clusters;
   std::vector<RouteConfig> routes;
   std::string log_level = "info";

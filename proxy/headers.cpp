@@ -71,7 +71,7 @@ void appendTransferEncoding(std::string& out, const Head& head, bool chunked) {
     auto f = head[i];
     if (f.id != http::field::transfer_encoding) continue;
     for (auto tok : http::token_list{f.value}) {
-      if (iequals(tok, "chunked")) continue;
+      if (iequals(tok, "chunked") || iequals(tok, "identity")) continue;  // Fledge frames; identity is no coding
       if (any) out.append(", ");
       out.append(tok.data(), tok.size());
       any = true;
@@ -108,7 +108,55 @@ void appendFraming(std::string& out, const Head& head, Framing framing, std::uin
 
 bool isFraming(http::field id) { return id == http::field::content_length || id == http::field::transfer_encoding; }
 
+bool isTchar(unsigned char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  switch (c) {
+    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-': case '.':
+    case '^': case '_': case '`': case '|': case '~':
+      return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+bool isFieldName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name)
+    if (!isTchar(static_cast<unsigned char>(c))) return false;
+  return true;
+}
+
+bool isFieldValue(std::string_view value) {
+  if (!value.empty() && (value.front() == ' ' || value.front() == '\t' || value.back() == ' ' || value.back() == '\t'))
+    return false;
+  for (char ch : value) {
+    auto c = static_cast<unsigned char>(ch);
+    if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+  }
+  return true;
+}
+
+bool appendHeaderLine(std::string& out, std::string_view name, std::string_view value) {
+  if (!isFieldName(name) || !isFieldValue(value)) return false;
+  appendField(out, name, value);
+  return true;
+}
+
+void appendPercentEncoded(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+        c == '~' || c == '-') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+}
 
 // True for fields that never cross a hop: Connection and the fields it names, Keep-Alive, TE,
 // Trailer, Upgrade, Proxy-*. (Content-Length and Transfer-Encoding are re-framed separately.)
@@ -125,7 +173,8 @@ static bool isHopByHop(const ConnectionNames& named, const Head::Field& f) {
       return true;
     case http::field::content_length:
     case http::field::transfer_encoding:
-      return false;  // framing; never removable through Connection
+    case http::field::host:
+      return false;  // framing and Host; never removable through Connection
     default:
       break;
   }
@@ -148,11 +197,12 @@ void appendRequestHead(std::string& out, const Head& head, const RequestHeadInfo
   out.push_back(' ');
   out.append(info.target);
   out.append(" HTTP/1.1\r\n");
+  appendField(out, "Host", info.host);
   const ConnectionNames named(head);
   bool has_request_id = false;
   for (std::size_t i = 0; i < head.size(); ++i) {
     auto f = head[i];
-    if (isFraming(f.id) || f.id == http::field::expect || isHopByHop(named, f)) continue;
+    if (isFraming(f.id) || f.id == http::field::expect || f.id == http::field::host || isHopByHop(named, f)) continue;
     // Rewritten below: X-Forwarded-For and Via keep earlier hops' values, in order, on one line.
     if (f.id == http::field::via) continue;
     if (f.id == http::field::unknown) {
@@ -172,7 +222,7 @@ void appendRequestHead(std::string& out, const Head& head, const RequestHeadInfo
   out.append("\r\nX-Forwarded-Proto: ");
   out.append(info.forward.proto);
   out.append("\r\n");
-  if (auto host = head.value(http::field::host); !host.empty()) appendField(out, "X-Forwarded-Host", host);
+  if (!info.forwarded_host.empty()) appendField(out, "X-Forwarded-Host", info.forwarded_host);
   out.append("Via: ");
   appendJoined(out, head, "via");
   out.append("1.1 fledge\r\n");

@@ -24,9 +24,23 @@ struct ForwardInfo {
   std::string_view request_id;  // used when the request has no X-Request-Id
 };
 
+// Every header line Fledge composes itself (x-fledge-*, Set-Cookie, Host) is checked here, so no
+// configured or computed byte can end a line or start another.
+bool isFieldName(std::string_view name);    // an RFC 9110 token
+bool isFieldValue(std::string_view value);  // VCHAR, obs-text, SP and HTAB; no edge whitespace
+// Appends "name: value\r\n" when both are valid; otherwise appends nothing and returns false.
+bool appendHeaderLine(std::string& out, std::string_view name, std::string_view value);
+// Percent-encodes (uppercase hex) every byte outside [A-Za-z0-9._~-]: how variant names travel
+// in x-fledge-flags, where ',', '=' and spaces delimit.
+void appendPercentEncoded(std::string& out, std::string_view s);
+
 struct RequestHeadInfo {
   std::string_view method;
   std::string_view target;
+  // Sent as Host, replacing the client's (RFC 9112 §3.2.2: the authority of an absolute-form
+  // target, else the client's Host, else the upstream endpoint); never removable by Connection.
+  std::string_view host;
+  std::string_view forwarded_host;  // X-Forwarded-Host: the host the request was routed on
   Framing framing = Framing::kNone;
   std::uint64_t content_length = 0;
   ForwardInfo forward;
@@ -43,9 +57,10 @@ struct ResponseHeadInfo {
   std::string_view extra;  // complete header lines Fledge adds (x-fledge-arm, Set-Cookie)
 };
 
-// Appends an HTTP/1.1 upstream request head: the client's fields minus hop-by-hop ones, Expect
-// and every x-fledge-* field (only Fledge may set those), then framing, `extra`, X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host, Via
-// (appended), and X-Request-Id when absent.
+// Appends an HTTP/1.1 upstream request head: Host, the client's fields minus Host, hop-by-hop
+// ones, Expect and every x-fledge-* field (only Fledge may set those), then framing, `extra`,
+// X-Forwarded-For (appended), X-Forwarded-Proto, X-Forwarded-Host, Via (appended), and
+// X-Request-Id when absent.
 void appendRequestHead(std::string& out, const Head& head, const RequestHeadInfo& info);
 
 // Appends the downstream response head in the client's HTTP version.

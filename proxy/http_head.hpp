@@ -99,6 +99,10 @@ class Head {
   Span start_a_, start_b_;
 };
 
+// Header names with '_' (CGI/WSGI servers map `x_a` and `x-a` to one variable): dropped,
+// refused (400) or kept, for requests; responses keep them.
+enum class UnderscoreHeaders { kDrop, kReject, kAllow };
+
 // Where body bytes go while parsing: a fixed buffer the relay drains between reads.
 struct BodySink {
   char* data = nullptr;
@@ -123,6 +127,7 @@ class HeadParser : public boost::beast::http::basic_parser<isRequest> {
   unsigned version() const { return version_; }
   unsigned status() const { return status_; }
   const Head& head() const { return head_; }
+  void underscores(UnderscoreHeaders policy) { underscores_ = policy; }
 
  private:
   void on_request_impl(boost::beast::http::verb method, string_view method_str, string_view target, int version,
@@ -136,7 +141,12 @@ class HeadParser : public boost::beast::http::basic_parser<isRequest> {
     version_ = static_cast<unsigned>(version);
     head_.setStartLine(std::string_view(reason), {});
   }
-  void on_field_impl(boost::beast::http::field id, string_view name, string_view value, error_code&) override {
+  void on_field_impl(boost::beast::http::field id, string_view name, string_view value, error_code& ec) override {
+    if (underscores_ != UnderscoreHeaders::kAllow && id == boost::beast::http::field::unknown &&
+        name.find('_') != string_view::npos) {
+      if (underscores_ == UnderscoreHeaders::kReject) ec = boost::beast::http::error::bad_field;
+      return;
+    }
     head_.addField(id, std::string_view(name), std::string_view(value));
   }
   void on_header_impl(error_code&) override {}
@@ -160,6 +170,7 @@ class HeadParser : public boost::beast::http::basic_parser<isRequest> {
   boost::beast::http::verb method_ = boost::beast::http::verb::unknown;
   unsigned version_ = 11;
   unsigned status_ = 0;
+  UnderscoreHeaders underscores_ = UnderscoreHeaders::kAllow;
 };
 
 }  // namespace fledge::proxy

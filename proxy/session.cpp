@@ -5,6 +5,7 @@
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/read.hpp>
+#include <boost/beast/http/rfc7230.hpp>
 #include <boost/beast/http/write.hpp>
 
 #include <charconv>
@@ -14,6 +15,7 @@
 #include "proxy/flag_context.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/log.hpp"
+#include "proxy/uri.hpp"
 
 namespace fledge::proxy {
 namespace asio = boost::asio;
@@ -51,6 +53,32 @@ const char* reasonFor(unsigned status) {
   }
   auto r = http::obsolete_reason(static_cast<http::status>(status));
   return r.empty() ? "Error" : r.data();  // Beast's reason strings are NUL-terminated literals
+}
+
+// True when the request's Transfer-Encoding is exactly "chunked" (one coding, one field).
+bool onlyChunked(const Head& head) {
+  std::size_t codings = 0;
+  for (std::size_t i = 0; i < head.size(); ++i)
+    if (head.id(i) == http::field::transfer_encoding)
+      for (auto tok : http::token_list{head.value(i)}) {
+        (void)tok;
+        ++codings;
+      }
+  return codings == 1;
+}
+
+bool isIdempotent(http::verb m) {
+  switch (m) {
+    case http::verb::get:
+    case http::verb::head:
+    case http::verb::options:
+    case http::verb::trace:
+    case http::verb::put:
+    case http::verb::delete_:
+      return true;
+    default:
+      return false;
+  }
 }
 
 bool isPeerGone(const boost::system::error_code& ec) {
@@ -124,6 +152,7 @@ void Session::readHeader() {
   const auto& cfg = w_.snapshot().config;
   res_.reset();
   req_.emplace(req_head_, sink_);
+  req_->underscores(cfg.http.underscores_in_headers);
   start_line_done_ = false;
   req_->header_limit(cfg.limits.max_header_bytes);
   req_->body_limit(cfg.limits.max_body_bytes ? cfg.limits.max_body_bytes : std::numeric_limits<std::uint64_t>::max());
@@ -196,11 +225,15 @@ void Session::onHeader() {
   if (target.size() > cfg.limits.max_request_line) return reply(414, "request line too long", true);
 
   // Smuggling shapes Beast lets through: a Transfer-Encoding whose final coding is not chunked
-  // leaves the body length undefined for a request (RFC 9112 §6.3), so refuse it.
-  if (head.has(http::field::transfer_encoding) && !req_->chunked())
-    return reply(400, "bad request: unsupported transfer-encoding", true);
+  // leaves the body length undefined for a request (RFC 9112 §6.3), so refuse it. Codings other
+  // than chunked are ones Fledge would not apply: 501, as nginx answers.
+  if (head.has(http::field::transfer_encoding)) {
+    if (!req_->chunked()) return reply(400, "bad request: unsupported transfer-encoding", true);
+    if (!onlyChunked(head)) return reply(501, "transfer-coding not implemented", true);
+  }
   std::size_t host_count = head.count(http::field::host);
   if (host_count > 1 || (version_ == 11 && host_count == 0)) return reply(400, "bad request: host", true);
+  if (!isValidHost(head.value(http::field::host))) return reply(400, "bad request: host", true);
 
   keep_alive_ = req_->keep_alive() && !w_.draining();
   head_ = req_->method() == http::verb::head;
@@ -215,16 +248,41 @@ void Session::onHeader() {
     expect_continue_ = version_ == 11 && request_has_body_;  // Fledge answers 100 Continue itself
   }
 
-  // Route on the origin-form path; absolute-form targets carry their own authority.
+  // Absolute-form carries its own authority, which replaces Host (RFC 9112 §3.2.2); the upstream
+  // gets origin-form. Routing uses the normalized path (README: Security).
+  if (target.find('#') != std::string_view::npos) return reply(400, "bad request: target", true);
   std::string_view host = head.value(http::field::host);
-  std::string_view path = target;
-  if (path.size() > 7 && beast::iequals(path.substr(0, 7), "http://")) {
-    auto rest = path.substr(7);
-    auto slash = rest.find('/');
-    host = rest.substr(0, slash);
-    path = slash == std::string_view::npos ? std::string_view("/") : rest.substr(slash);
-  } else if (path.empty() || (path[0] != '/' && !(path == "*" && req_->method() == http::verb::options))) {
+  if (target.size() > 7 && beast::iequals(target.substr(0, 7), "http://")) {
+    auto rest = target.substr(7);
+    auto end = rest.find_first_of("/?");
+    host = rest.substr(0, end);
+    if (host.empty() || !isValidHost(host)) return reply(400, "bad request: target authority", true);
+    target = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
+    if (target[0] == '?') {
+      absolute_target_.assign("/").append(target);
+      target = absolute_target_;
+    }
+  } else if (target.empty() || (target[0] != '/' && !(target == "*" && req_->method() == http::verb::options))) {
     return reply(400, "bad request: target", true);
+  }
+  std::string_view path = target.substr(0, target.find('?'));
+  std::string_view forward_target = target;
+  if (target != "*") {
+    const HttpConfig& hc = cfg.http;
+    switch (normalizePath(path, hc.encoded_slashes, normalized_)) {
+      case PathStatus::kBad: return reply(400, "bad request: path", true);
+      case PathStatus::kNormal: break;
+      case PathStatus::kChanged: {
+        if (hc.path_normalization == PathNormalization::kReject) return reply(400, "bad request: path not normalized", true);
+        const std::size_t path_len = normalized_.size();
+        if (hc.path_normalization == PathNormalization::kForwardNormalized) {
+          normalized_.append(target.substr(path.size()));  // the query, untouched
+          forward_target = normalized_;
+        }
+        path = std::string_view(normalized_).substr(0, path_len);
+        break;
+      }
+    }
   }
 
   snap_ = w_.pinSnapshot();
@@ -232,7 +290,7 @@ void Session::onHeader() {
   if (!route) return reply(404, "no route", !keep_alive_ || request_has_body_);
   cluster_ = snap_->config.routes[*route].cluster_index;
   route_idx_ = *route;
-  const RequestView view{head, target, head.startA(), host, client_ip_};
+  const RequestView view{head, forward_target, head.startA(), host, client_ip_};
 
   // Flags: evaluated on a context built from this request; results go upstream in one header.
   flags_header_.clear();
@@ -258,12 +316,11 @@ void Session::onHeader() {
                                   ev.variant ? static_cast<int>(ev.variant - f->variants.data()) : -1,
                                   static_cast<std::size_t>(ev.reason), f->variants.size());
       if (!ev.variant) continue;  // disabled, no default, or an error: nothing to pass on
-      flags_header_.append(flags_header_.empty() ? "x-fledge-flags: " : ", ");
-      flags_header_.append(f->key);
-      flags_header_.push_back('=');
-      flags_header_.append(ev.variant->name);
+      if (!flags_value_.empty()) flags_value_.append(", ");
+      flags_value_.append(snap_->flag_items[static_cast<std::size_t>(f - set.flags().data())]
+                                           [static_cast<std::size_t>(ev.variant - f->variants.data())]);
     }
-    if (!flags_header_.empty()) flags_header_.append("\r\n");
+    if (!flags_value_.empty() && !appendHeaderLine(flags_header_, "x-fledge-flags", flags_value_)) flags_value_.clear();
   }
 
   // Canary split: the arm decides the cluster; the upstream learns the arm.
@@ -286,7 +343,12 @@ void Session::onHeader() {
   char* rid = request_id_;
   RequestHeadInfo info;
   info.method = head.startA();
-  info.target = target;
+  info.target = forward_target;
+  info.host = host.empty() ? std::string_view(snap_->clusters[cluster_].names[0]) : host;
+  info.forwarded_host = host;
+  fwd_target_ = info.target;
+  fwd_host_ = info.host;
+  routed_host_ = host;
   if (req_->chunked()) info.framing = Framing::kChunked;
   else if (content_length) info.framing = Framing::kLength, info.content_length = *content_length;
   info.forward = ForwardInfo{client_ip_, "http", std::string_view(rid, sizeof request_id_)};
@@ -298,7 +360,7 @@ void Session::onHeader() {
   tried_ = 0;
   any_refused_ = false;
   retried_ = false;
-  connectUpstream();
+  startBody();
 }
 
 std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
@@ -343,12 +405,13 @@ std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
     char id[32];
     w_.newRequestId(id);
     const AssignCookieConfig& ac = *sc.assign_cookie;
-    down_extra_.append("Set-Cookie: ").append(ac.name).append("=").append(id, sizeof id);
-    down_extra_.append("; Path=").append(ac.path).append("; Max-Age=").append(std::to_string(ac.max_age));
-    down_extra_.append("; SameSite=").append(ac.same_site);
-    if (ac.secure) down_extra_.append("; Secure");
-    if (ac.http_only) down_extra_.append("; HttpOnly");
-    down_extra_.append("\r\n");
+    std::string& cookie = scratch_;
+    cookie.assign(ac.name).append("=").append(id, sizeof id);
+    cookie.append("; Path=").append(ac.path).append("; Max-Age=").append(std::to_string(ac.max_age));
+    cookie.append("; SameSite=").append(ac.same_site);
+    if (ac.secure) cookie.append("; Secure");
+    if (ac.http_only) cookie.append("; HttpOnly");
+    appendHeaderLine(down_extra_, "Set-Cookie", cookie);
     return rs.table.pick(splitPoint(sc.salt, std::string_view(id, sizeof id)));
   }
   return rs.table.pick(static_cast<std::uint32_t>(w_.random() % kSplitScale));
@@ -366,7 +429,7 @@ void Session::connectUpstream() {
   auto ep = pool.pick(cluster_, tried_, now);
   if (!ep) {
     if (any_refused_) return reply(502, "upstream refused connection", true);
-    return reply(503, "no healthy upstream", !keep_alive_ || request_has_body_);
+    return reply(503, "no healthy upstream", !keep_alive_ || !req_->is_done());
   }
   endpoint_ = *ep;
   upstream_used_ = true;
@@ -376,7 +439,7 @@ void Session::connectUpstream() {
       pool.acquired(cluster_, endpoint_);
       has_upstream_ = true;
       upstream_reused_ = true;
-      return beginRequest();
+      return onUpstreamReady();
     }
   }
   if (!pool.canOpen(cluster_, endpoint_)) return reply(503, "upstream connection limit reached", true);
@@ -411,10 +474,12 @@ void Session::onConnect(error_code ec) {
   }
   error_code ignored;
   up_.set_option(tcp::no_delay(true), ignored);
-  beginRequest();
+  onUpstreamReady();
 }
 
-void Session::beginRequest() {
+// The body comes first: one chunk (all of a body up to kChunk) is read before an upstream
+// connection is taken, so a client that trickles a small body holds no upstream connection.
+void Session::startBody() {
   if (!chunk_) {
     chunk_ = std::make_unique<char[]>(kChunk);
     // Beast reads into a flat_buffer's spare capacity (at least 512 bytes): give it room so
@@ -423,34 +488,43 @@ void Session::beginRequest() {
     buf_.reserve(kChunk);
   }
   request_sent_ = false;
-  head_pending_ = true;  // (re)sent whole on every upstream attempt
-  ubuf_.clear();
+  body_started_ = Clock::now();
+  sink_.reset(chunk_.get(), kChunk);
+  phase_ = Phase::kRequest;
   if (expect_continue_) {
     expect_continue_ = false;
     return send100Continue();
   }
-  phase_ = Phase::kRequest;
-  pumpRequest();
+  readBody();
 }
 
 void Session::send100Continue() {
-  phase_ = Phase::kRequest;
   scratch_ = "HTTP/1.1 100 Continue\r\n\r\n";
   arm(snap_->config.timeouts.body_read);
   asio::async_write(down_, asio::buffer(scratch_), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
-    self->pumpRequest();
+    self->readBody();
   });
+}
+
+void Session::onUpstreamReady() {
+  head_pending_ = true;  // (re)sent whole on every upstream attempt
+  ubuf_.clear();
+  writeRequest();  // the piece read before connecting
 }
 
 // ---------------------------------------------------------------------------------------------
 // Request body: downstream -> upstream, one chunk at a time
 
-void Session::pumpRequest() {
-  sink_.reset(chunk_.get(), kChunk);
-  if (req_->is_done()) return writeRequest();
+bool Session::pieceComplete() const {
+  if (req_->is_done()) return true;
+  if (sink_.size == 0) return false;
+  return has_upstream_ || sink_.size == sink_.capacity;  // before connecting: a full chunk
+}
+
+void Session::readBody() {
   // Bytes already buffered (pipelined or sent with the header) need no read.
-  if (buf_.size() != 0) {
+  if (buf_.size() != 0 && !req_->is_done()) {
     error_code ec;
     while (buf_.size() != 0 && sink_.size < sink_.capacity && !req_->is_done()) {
       std::size_t used = req_->put(buf_.data(), ec);
@@ -467,12 +541,24 @@ void Session::pumpRequest() {
       if (ec == http::error::body_limit) return reply(413, "request body too large", true);
       return reply(400, "bad request body", true);
     }
-    if (sink_.size != 0 || req_->is_done()) return writeRequest();
   }
-  arm(snap_->config.timeouts.body_read);
+  if (pieceComplete()) return onBodyPiece();
+  armBody();
   http::async_read_some(down_, buf_, *req_, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onRequestBodyRead(ec);
   });
+}
+
+void Session::armBody() {
+  const auto& cfg = snap_->config;
+  auto deadline = Clock::now() + cfg.timeouts.body_read;
+  // Slow uploads: past the first body_read, the body must average min_body_rate bytes/s.
+  if (const std::uint64_t rate = cfg.limits.min_body_rate) {
+    const auto earned = std::chrono::milliseconds((bytes_in_ + sink_.size) * 1000 / rate);
+    deadline = std::min(deadline, body_started_ + cfg.timeouts.body_read + earned);
+  }
+  deadline_ = deadline;
+  timed_out_ = false;
 }
 
 void Session::onRequestBodyRead(error_code ec) {
@@ -484,7 +570,21 @@ void Session::onRequestBodyRead(error_code ec) {
     if (isPeerGone(ec) || ec == asio::error::operation_aborted) return abort();
     return reply(400, "bad request body", true);
   }
-  if (sink_.size == 0 && !req_->is_done()) return pumpRequest();  // only framing (a chunk header) so far
+  if (pieceComplete()) return onBodyPiece();
+  readBody();
+}
+
+void Session::onBodyPiece() {
+  bytes_in_ += sink_.size;
+  if (mirror_ && sink_.size != 0) {
+    if (mirror_body_.size() + sink_.size > mirror_->max_body_bytes) {
+      mirror_ = nullptr;  // too large to mirror
+      std::string().swap(mirror_body_);
+    } else {
+      mirror_body_.append(chunk_.get(), sink_.size);
+    }
+  }
+  if (!has_upstream_) return connectUpstream();
   writeRequest();
 }
 
@@ -510,15 +610,6 @@ void Session::frameOut(std::size_t n, bool last) {
 
 void Session::writeRequest() {
   const bool last = req_->is_done();
-  bytes_in_ += sink_.size;
-  if (mirror_ && sink_.size != 0) {
-    if (mirror_body_.size() + sink_.size > mirror_->max_body_bytes) {
-      mirror_ = nullptr;  // too large to mirror
-      std::string().swap(mirror_body_);
-    } else {
-      mirror_body_.append(chunk_.get(), sink_.size);
-    }
-  }
   frameOut(sink_.size, last);
   arm(snap_->config.timeouts.upstream_response);
   asio::async_write(up_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
@@ -537,7 +628,10 @@ void Session::onRequestWritten(error_code ec, std::size_t) {
     if (retryOnFreshConnection(ec)) return;
     return upstreamFailed(ec, "send");
   }
-  if (!request_sent_) return pumpRequest();
+  if (!request_sent_) {
+    sink_.reset(chunk_.get(), kChunk);
+    return readBody();
+  }
   if (mirror_) sendMirror();
   readResponseHeader();
 }
@@ -547,7 +641,9 @@ void Session::sendMirror() {
   mirror_ = nullptr;
   RequestHeadInfo info;
   info.method = req_head_.startA();
-  info.target = req_head_.startB();
+  info.target = fwd_target_;
+  info.host = fwd_host_;
+  info.forwarded_host = routed_host_;
   info.framing = request_has_body_ ? Framing::kLength : Framing::kNone;
   info.content_length = mirror_body_.size();
   info.forward = ForwardInfo{client_ip_, "http", std::string_view(request_id_, sizeof request_id_)};
@@ -591,6 +687,7 @@ void Session::onResponseHeader(error_code ec) {
     return upstreamFailed(ec, "response");
   }
   unsigned status = res_->status();
+  if (status < 100 || status > 599) return upstreamFailed(http::error::bad_status, "invalid status code");
   if (status >= 100 && status < 200) {
     if (status == 101) return upstreamFailed(http::error::bad_value, "unexpected 101 response");
     return readResponseHeader();  // interim responses (e.g. 103) are not relayed
@@ -679,6 +776,7 @@ void Session::beginExchange(bool header_complete) {
   bytes_in_ = bytes_out_ = 0;
   upstream_used_ = false;
   flags_header_.clear();
+  flags_value_.clear();
 }
 
 void Session::record(unsigned status) {
@@ -727,10 +825,7 @@ std::string Session::accessLine(unsigned status, std::chrono::microseconds durat
   line += ",\"upstream\":";
   log::appendJsonString(line, upstream_used_ && snap_ ? std::string_view(snap_->clusters[cluster_].names[endpoint_]) : std::string_view());
   line += ",\"flags\":";
-  std::string_view flags = flags_header_;
-  if (flags.rfind("x-fledge-flags: ", 0) == 0) flags = flags.substr(16, flags.find("\r\n") - 16);
-  else flags = {};
-  log::appendJsonString(line, flags);
+  log::appendJsonString(line, flags_value_);
   line += "}\n";
   return line;
 }
@@ -751,8 +846,12 @@ void Session::finishExchange() {
 bool Session::retryOnFreshConnection(error_code ec) {
   // A kept-alive connection the upstream closed just as we reused it: safe to resend only when
   // the request had no body and no byte of a response arrived.
-  if (!upstream_reused_ || retried_ || request_has_body_ || ubuf_.size() != 0 || !isPeerGone(ec)) return false;
+  // Only idempotent methods (RFC 9110 §9.2.2) are resent automatically.
+  if (!upstream_reused_ || retried_ || request_has_body_ || ubuf_.size() != 0 || !isPeerGone(ec) ||
+      !isIdempotent(req_->method()))
+    return false;
   retried_ = true;
+  sink_.reset(chunk_.get(), kChunk);
   releaseUpstream(false);
   connectUpstream();
   return true;

@@ -51,11 +51,15 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   std::size_t chooseArm(const RouteSplit& rs, const RequestView& req);
   void connectUpstream();
   void onConnect(error_code ec);
-  void beginRequest();
+  void onUpstreamReady();
   void send100Continue();
   // Request body relay.
-  void pumpRequest();
+  void startBody();
+  void readBody();
+  bool pieceComplete() const;  // chunk_ holds the next piece to send
+  void armBody();              // inactivity and minimum-rate deadline
   void onRequestBodyRead(error_code ec);
+  void onBodyPiece();
   void writeRequest();
   // Fills out_bufs_ with the pending head (if any) and `n` body bytes from chunk_, framed for
   // out_framing_; `last` ends the body.
@@ -96,11 +100,13 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   std::optional<HeadParser<true>> req_;
   std::optional<HeadParser<false>> res_;
   std::string flags_header_;  // lines Fledge adds upstream: x-fledge-flags, x-fledge-arm
+  std::string flags_value_;   // the x-fledge-flags value (also logged)
   std::string down_extra_;    // lines Fledge adds to the response: x-fledge-arm, Set-Cookie
   const MirrorConfig* mirror_ = nullptr;  // set while this request is to be mirrored
   std::string mirror_body_;
   char request_id_[32];
   Clock::time_point started_{};
+  Clock::time_point body_started_{};
   WorkerMetrics* req_metrics_ = nullptr;  // the worker keeps every WorkerMetrics it ever had
   std::shared_ptr<UpstreamPool> upool_;
   std::size_t route_idx_ = 0;
@@ -118,6 +124,11 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   std::unique_ptr<char[]> chunk_;
   std::string client_ip_;
   std::string scratch_;  // local replies and 100-continue
+  std::string normalized_;       // the normalized path (and query) when it differs from the target's
+  std::string absolute_target_;  // "/?query" for an absolute-form target without a path
+  // What the upstream head says, kept for the mirror copy (views into the head, normalized_,
+  // absolute_target_ or the pinned snapshot).
+  std::string_view fwd_target_, fwd_host_, routed_host_;
   std::shared_ptr<const Snapshot> snap_;  // pinned for the whole exchange
 
   Clock::time_point deadline_ = Clock::time_point::max();

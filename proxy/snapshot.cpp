@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "proxy/headers.hpp"
+
 namespace fledge::proxy {
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -50,6 +52,18 @@ std::shared_ptr<const Snapshot> Snapshot::create(Config config, std::string& err
     snap->clusters.push_back(std::move(rc));
   }
   const auto* set = snap->config.flag_set.get();
+  if (set) {
+    for (const auto& f : set->flags()) {
+      auto& items = snap->flag_items.emplace_back();
+      for (const auto& v : f.variants) {
+        std::string item;
+        appendPercentEncoded(item, f.key);
+        item += '=';
+        appendPercentEncoded(item, v.name);
+        items.push_back(std::move(item));
+      }
+    }
+  }
   for (const auto& r : snap->config.routes) {
     RouteFlags rf;
     rf.context = r.context ? &*r.context : &snap->config.context;
@@ -76,7 +90,12 @@ std::shared_ptr<const Snapshot> Snapshot::create(Config config, std::string& err
       std::vector<std::uint32_t> parts;
       for (const auto& arm : r.split->arms) {
         parts.push_back(arm.parts);
-        rs.upstream_lines.push_back("x-fledge-arm: " + arm.name + "\r\n");
+        std::string line;
+        if (!appendHeaderLine(line, "x-fledge-arm", arm.name)) {
+          error = "routes." + r.name + ".split: arm name \"" + arm.name + "\" cannot go into a header";
+          return nullptr;
+        }
+        rs.upstream_lines.push_back(std::move(line));
       }
       rs.table = SplitTable(parts);
       if (r.split->overrides && !r.split->overrides->header.empty()) rs.override_header_key = fieldKey(r.split->overrides->header);

@@ -50,6 +50,9 @@ struct Snapshot {
   std::vector<ResolvedCluster> clusters;  // index-aligned with config.clusters
   std::vector<RouteFlags> route_flags;    // index-aligned with config.routes
   std::vector<RouteSplit> route_splits;   // index-aligned with config.routes
+  // x-fledge-flags items, [flag index in the set][variant index]: "key=variant" with the variant
+  // percent-encoded (keys are names, [A-Za-z0-9._-]), so a request only concatenates them.
+  std::vector<std::vector<std::string>> flag_items;
 
   explicit Snapshot(Config c) : config(std::move(c)), routes(config.routes) {}
 

@@ -3,9 +3,6 @@
 #include <sys/socket.h>
 
 namespace fledge::proxy {
-namespace {
-constexpr std::chrono::milliseconds kFreshIdle{1000};
-}  // namespace
 
 UpstreamPool::UpstreamPool(const Snapshot& snap, WorkerMetrics* metrics) : metrics_(metrics) {
   clusters_.reserve(snap.clusters.size());
@@ -51,10 +48,9 @@ std::optional<UpstreamPool::tcp::socket> UpstreamPool::takeIdle(std::size_t clus
     es.idle.pop_back();
     idleChanged(cluster, -1);
     if (now - idle.since >= timeout) continue;  // expired: dropping it closes it
-    // A connection used within the last second is handed out without a syscall; a peer that
-    // closes one just then is covered by the retry of body-less requests. Older ones are
-    // checked: a peer that closed (or sent stray bytes) while idle is not reusable.
-    if (now - idle.since < kFreshIdle) return std::move(idle.socket);
+    // Every reuse is checked, however fresh: a byte waiting on an idle connection belongs to no
+    // request (a stray or late response), and EOF means the peer is gone. Either way the
+    // connection is dropped, never handed to the next client.
     char b;
     ssize_t r = ::recv(idle.socket.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::move(idle.socket);

@@ -19,6 +19,7 @@ RequestHeadInfo requestInfo(Framing framing = Framing::kNone, std::uint64_t len 
   RequestHeadInfo info;
   info.method = "GET";
   info.target = "/path?q=1";
+  info.host = info.forwarded_host = "shop.example";
   info.framing = framing;
   info.content_length = len;
   info.forward = ForwardInfo{"127.0.0.9", "http", "rid-1"};
@@ -67,6 +68,62 @@ TEST(Headers, RequestFramingIsRewritten) {
   out.clear();
   appendRequestHead(out, c, requestInfo(Framing::kChunked));
   EXPECT_NE(out.find("\r\nTransfer-Encoding: gzip, chunked\r\n"), std::string::npos) << out;
+}
+
+TEST(Headers, HostIsWrittenByFledgeAndSurvivesConnection) {
+  for (auto conn : {"close, Host", "Host", "keep-alive, host"}) {
+    Head h = makeHead({{"Host", "internal.example.com"}, {"Connection", conn}, {"Host", "second"}});
+    RequestHeadInfo info = requestInfo();
+    info.host = info.forwarded_host = "a.test";  // e.g. the authority of an absolute-form target
+    std::string out;
+    appendRequestHead(out, h, info);
+    EXPECT_NE(out.find("\r\nHost: a.test\r\n"), std::string::npos) << out;
+    EXPECT_NE(out.find("X-Forwarded-Host: a.test\r\n"), std::string::npos) << out;
+    EXPECT_EQ(out.find("internal"), std::string::npos) << out;
+    EXPECT_EQ(out.find("second"), std::string::npos) << out;
+  }
+  // No client Host (HTTP/1.0): Host is still sent, X-Forwarded-Host is not.
+  Head h = makeHead({});
+  RequestHeadInfo info = requestInfo();
+  info.host = "127.0.0.1:8080";
+  info.forwarded_host = {};
+  std::string out;
+  appendRequestHead(out, h, info);
+  EXPECT_NE(out.find("\r\nHost: 127.0.0.1:8080\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("X-Forwarded-Host"), std::string::npos) << out;
+}
+
+TEST(Headers, LinesFledgeWritesAreValidatedAtOnePlace) {
+  std::string out;
+  EXPECT_TRUE(appendHeaderLine(out, "x-fledge-flags", "a=on, b=x%2C%20y"));
+  EXPECT_EQ(out, "x-fledge-flags: a=on, b=x%2C%20y\r\n");
+  for (std::string_view bad : {std::string_view("on\r\nX-Injected: 1"), std::string_view("a\nb"), std::string_view("a\rb"),
+                               std::string_view("a\0b", 3), std::string_view(" lead"), std::string_view("trail "),
+                               std::string_view("del\x7f")}) {
+    std::string o;
+    EXPECT_FALSE(appendHeaderLine(o, "x-fledge-arm", bad)) << bad;
+    EXPECT_EQ(o, "");
+  }
+  for (std::string_view bad_name : {"", "a b", "a:b", "a\r\nb", "a,b", "a=b", "x\x80"}) {
+    std::string o;
+    EXPECT_FALSE(appendHeaderLine(o, bad_name, "v")) << bad_name;
+    EXPECT_EQ(o, "");
+  }
+}
+
+TEST(Headers, VariantNamesArePercentEncoded) {
+  auto enc = [](std::string_view s) {
+    std::string out;
+    appendPercentEncoded(out, s);
+    return out;
+  };
+  EXPECT_EQ(enc("on"), "on");
+  EXPECT_EQ(enc("A-z_0.9~"), "A-z_0.9~");
+  EXPECT_EQ(enc("x, beta-api=on"), "x%2C%20beta-api%3Don");
+  EXPECT_EQ(enc("100%"), "100%25");
+  EXPECT_EQ(enc("on\r\nX-Injected: 1"), "on%0D%0AX-Injected%3A%201");
+  EXPECT_EQ(enc(std::string_view("a\0b", 3)), "a%00b");
+  EXPECT_EQ(enc("caf\xc3\xa9"), "caf%C3%A9");
 }
 
 TEST(Headers, ForwardingHeadersAppendAndReplace) {
