@@ -58,23 +58,10 @@ double histogramQuantile(const std::vector<std::uint64_t>& buckets, double q) {
   return kLatencyBoundsUs.back() / 1e6;
 }
 
-Metrics::Metrics(std::shared_ptr<const proxy::Snapshot> snap, std::vector<const proxy::WorkerMetrics*> workers)
+Metrics::Metrics(std::shared_ptr<const proxy::Snapshot> snap, Workers workers)
     : source_([snap = std::move(snap), workers = std::move(workers)] { return std::make_pair(snap, workers); }) {}
 
 Metrics::Metrics(Source source) : source_(std::move(source)) {}
-
-Metrics::View Metrics::view() const {
-  auto [snap, all] = source_();
-  View v{snap, {}, proxy::MetricsLayout(*snap)};
-  // Right after a config change some workers may still count for the previous layout.
-  for (const auto* w : all) {
-    const auto& l = w->layout();
-    if (l.routes == v.layout.routes && l.arms == v.layout.arms && l.clusters == v.layout.clusters &&
-        l.flag_slots == v.layout.flag_slots)
-      v.workers.push_back(w);
-  }
-  return v;
-}
 
 void Metrics::adminResponse(unsigned status) {
   std::lock_guard lock(mu_);
@@ -87,60 +74,64 @@ void Metrics::adminResponse(unsigned status) {
 }
 
 std::vector<MetricFamily> Metrics::collect() const {
-  const View view_now = view();
-  const auto& cfg = view_now.snap->config;
-  const auto& layout_ = view_now.layout;
-  const auto& workers_ = view_now.workers;
-  const std::size_t routes = layout_.routes;
-  auto routeName = [&](std::size_t r) { return r < routes ? cfg.routes[r].name : std::string(); };
-  auto armName = [&](std::size_t r, std::size_t a) {
-    return r < routes && cfg.routes[r].split ? cfg.routes[r].split->arms[a].name : std::string();
-  };
-  auto clusterOf = [&](std::size_t r, std::size_t a) -> std::string {
-    if (r >= routes) return {};
-    const auto& route = cfg.routes[r];
-    return route.split ? route.split->arms[a].cluster : route.cluster;
-  };
-  auto armsOf = [&](std::size_t r) { return r < routes && cfg.routes[r].split ? cfg.routes[r].split->arms.size() : 1; };
-  auto sum = [&](auto get) {
+  const auto [snap, workers] = source_();
+  const auto& cfg = snap->config;
+  // Sums a block's value over the workers that have the series (a worker still on an older
+  // configuration may not).
+  auto sum = [&](auto block, auto get) {
     std::uint64_t t = 0;
-    for (const auto* w : workers_) t += get(*w);
+    for (const auto& w : workers)
+      if (const auto* b = block(*w)) t += get(*b);
     return t;
   };
-  auto isum = [&](auto get) {
+  auto isum = [&](auto block, auto get) {
     std::int64_t t = 0;
-    for (const auto* w : workers_) t += get(*w);
+    for (const auto& w : workers)
+      if (const auto* b = block(*w)) t += get(*b);
     return t;
   };
 
   std::vector<MetricFamily> out;
   auto requests = family("fledge_requests_total", "Requests answered, by route, arm, cluster and status class.", MetricType::Counter);
   auto duration = family("fledge_request_duration_seconds", "Time from the end of the request header to the end of the response.", MetricType::Histogram);
-  for (std::size_t r = 0; r <= routes; ++r) {
-    for (std::size_t a = 0; a < armsOf(r); ++a) {
-      const std::size_t slot = layout_.routeArm(r, a);
+  auto overrides = family("fledge_overrides_total", "Requests sent to an arm by a tester override.", MetricType::Counter);
+  for (std::size_t r = 0; r <= cfg.routes.size(); ++r) {
+    const bool routed = r < cfg.routes.size();
+    const std::string route = routed ? cfg.routes[r].name : std::string();
+    const auto* split = routed && cfg.routes[r].split ? &*cfg.routes[r].split : nullptr;
+    const std::size_t arms = split ? split->arms.size() : 1;
+    for (std::size_t a = 0; a < arms; ++a) {
+      const std::string arm = split ? split->arms[a].name : std::string();
+      const std::string cluster = !routed ? std::string() : split ? split->arms[a].cluster : cfg.routes[r].cluster;
+      auto block = [&](const proxy::WorkerMetrics& w) { return w.arm(route, arm); };
       std::uint64_t route_total = 0;
       for (std::size_t c = 0; c < 5; ++c) {
-        std::uint64_t v = sum([&](const proxy::WorkerMetrics& w) { return w.requests(slot, c); });
+        std::uint64_t v = sum(block, [&](const proxy::ArmCounters& b) { return proxy::read(b.requests[c]); });
         route_total += v;
         // Configured routes show every class from zero; "no route" only what happened.
-        if (r == routes && v == 0) continue;
-        auto m = metric({{"route", routeName(r)}, {"arm", armName(r, a)}, {"cluster", clusterOf(r, a)}, {"code", kCodes[c]}});
+        if (!routed && v == 0) continue;
+        auto m = metric({{"route", route}, {"arm", arm}, {"cluster", cluster}, {"code", kCodes[c]}});
         m.counter.value = static_cast<double>(v);
         requests.metric.push_back(std::move(m));
       }
-      if (r == routes && route_total == 0) continue;
-      auto h = metric({{"route", routeName(r)}, {"arm", armName(r, a)}});
+      if (split) {
+        auto o = metric({{"route", route}, {"arm", arm}});
+        o.counter.value = static_cast<double>(sum(block, [](const proxy::ArmCounters& b) { return proxy::read(b.overrides); }));
+        overrides.metric.push_back(std::move(o));
+      }
+      if (!routed && route_total == 0) continue;
+      auto h = metric({{"route", route}, {"arm", arm}});
       std::uint64_t cumulative = 0;
       for (std::size_t b = 0; b < kLatencyBuckets; ++b) {
-        cumulative += sum([&](const proxy::WorkerMetrics& w) { return w.latencyBucket(slot, b); });
+        cumulative += sum(block, [&](const proxy::ArmCounters& x) { return proxy::read(x.latency[b]); });
         ClientMetric::Bucket bucket;
         bucket.cumulative_count = cumulative;
         bucket.upper_bound = b < kLatencyBoundsUs.size() ? kLatencyBoundsUs[b] / 1e6 : std::numeric_limits<double>::infinity();
         h.histogram.bucket.push_back(bucket);
       }
       h.histogram.sample_count = cumulative;
-      h.histogram.sample_sum = static_cast<double>(sum([&](const proxy::WorkerMetrics& w) { return w.latencySumUs(slot); })) / 1e6;
+      h.histogram.sample_sum =
+          static_cast<double>(sum(block, [](const proxy::ArmCounters& x) { return proxy::read(x.latency_sum_us); })) / 1e6;
       duration.metric.push_back(std::move(h));
     }
   }
@@ -149,39 +140,40 @@ std::vector<MetricFamily> Metrics::collect() const {
 
   auto errors = family("fledge_upstream_errors_total", "Upstream failures by cluster and kind.", MetricType::Counter);
   auto conns = family("fledge_upstream_connections", "Upstream connections by cluster and state.", MetricType::Gauge);
-  for (std::size_t c = 0; c < layout_.clusters; ++c) {
+  for (const auto& cc : cfg.clusters) {
+    auto block = [&](const proxy::WorkerMetrics& w) { return w.cluster(cc.name); };
     for (std::size_t k = 0; k < 3; ++k) {
-      auto m = metric({{"cluster", cfg.clusters[c].name}, {"kind", kErrorKinds[k]}});
-      m.counter.value = static_cast<double>(sum([&](const proxy::WorkerMetrics& w) { return w.upstreamErrors(c, k); }));
+      auto m = metric({{"cluster", cc.name}, {"kind", kErrorKinds[k]}});
+      m.counter.value = static_cast<double>(sum(block, [&](const proxy::ClusterCounters& b) { return proxy::read(b.errors[k]); }));
       errors.metric.push_back(std::move(m));
     }
-    auto active = metric({{"cluster", cfg.clusters[c].name}, {"state", "active"}});
-    active.gauge.value = static_cast<double>(isum([&](const proxy::WorkerMetrics& w) { return w.upstreamBusy(c); }));
+    auto active = metric({{"cluster", cc.name}, {"state", "active"}});
+    active.gauge.value = static_cast<double>(isum(block, [](const proxy::ClusterCounters& b) { return proxy::read(b.busy); }));
     conns.metric.push_back(std::move(active));
-    auto idle = metric({{"cluster", cfg.clusters[c].name}, {"state", "idle"}});
-    idle.gauge.value = static_cast<double>(isum([&](const proxy::WorkerMetrics& w) { return w.upstreamIdle(c); }));
+    auto idle = metric({{"cluster", cc.name}, {"state", "idle"}});
+    idle.gauge.value = static_cast<double>(isum(block, [](const proxy::ClusterCounters& b) { return proxy::read(b.idle); }));
     conns.metric.push_back(std::move(idle));
   }
   out.push_back(std::move(errors));
   out.push_back(std::move(conns));
 
+  auto worker = [](const proxy::WorkerMetrics& w) { return &w.worker(); };
   auto down = family("fledge_downstream_connections", "Open client connections.", MetricType::Gauge);
   down.metric.push_back(metric({}));
-  down.metric.back().gauge.value = static_cast<double>(isum([](const proxy::WorkerMetrics& w) { return w.downstream(); }));
+  down.metric.back().gauge.value =
+      static_cast<double>(isum(worker, [](const proxy::WorkerCounters& b) { return proxy::read(b.downstream); }));
   out.push_back(std::move(down));
 
   auto evals = family("fledge_flag_evaluations_total", "Flag evaluations in the proxy by flag, variant and reason.", MetricType::Counter);
   if (const auto* set = cfg.flag_set.get()) {
-    const auto& fl = set->flags();
-    for (std::size_t f = 0; f < fl.size(); ++f) {
-      for (std::size_t v = 0; v <= fl[f].variants.size(); ++v) {
+    for (const auto& f : set->flags()) {
+      for (std::size_t v = 0; v <= f.variants.size(); ++v) {
+        const std::string variant = v < f.variants.size() ? f.variants[v].name : std::string();
+        auto block = [&](const proxy::WorkerMetrics& w) { return w.variant(f.key, variant); };
         for (std::size_t reason = 0; reason < proxy::kReasons; ++reason) {
-          const std::size_t slot = layout_.flag_offset[f] + v * proxy::kReasons + reason;
-          std::uint64_t n = sum([&](const proxy::WorkerMetrics& w) { return w.flagEvals(slot); });
+          std::uint64_t n = sum(block, [&](const proxy::VariantCounters& b) { return proxy::read(b.evals[reason]); });
           if (n == 0) continue;
-          auto m = metric({{"flag", fl[f].key},
-                           {"variant", v < fl[f].variants.size() ? fl[f].variants[v].name : std::string()},
-                           {"reason", std::string(flags::reasonName(static_cast<flags::Reason>(reason)))}});
+          auto m = metric({{"flag", f.key}, {"variant", variant}, {"reason", std::string(flags::reasonName(static_cast<flags::Reason>(reason)))}});
           m.counter.value = static_cast<double>(n);
           evals.metric.push_back(std::move(m));
         }
@@ -191,25 +183,20 @@ std::vector<MetricFamily> Metrics::collect() const {
   out.push_back(std::move(evals));
 
   auto weights = family("fledge_split_weight", "Configured split weight in percent, by route and arm.", MetricType::Gauge);
-  auto overrides = family("fledge_overrides_total", "Requests sent to an arm by a tester override.", MetricType::Counter);
   auto mirrors = family("fledge_mirror_total", "Shadow copies by route and result.", MetricType::Counter);
-  for (std::size_t r = 0; r < routes; ++r) {
-    const auto& route = cfg.routes[r];
+  for (const auto& route : cfg.routes) {
     if (route.split) {
-      for (std::size_t a = 0; a < route.split->arms.size(); ++a) {
-        auto w = metric({{"route", route.name}, {"arm", route.split->arms[a].name}});
-        w.gauge.value = route.split->arms[a].parts / 10'000.0;
+      for (const auto& arm : route.split->arms) {
+        auto w = metric({{"route", route.name}, {"arm", arm.name}});
+        w.gauge.value = arm.parts / 10'000.0;
         weights.metric.push_back(std::move(w));
-        auto o = metric({{"route", route.name}, {"arm", route.split->arms[a].name}});
-        const std::size_t slot = layout_.routeArm(r, a);
-        o.counter.value = static_cast<double>(sum([&](const proxy::WorkerMetrics& wm) { return wm.overrides(slot); }));
-        overrides.metric.push_back(std::move(o));
       }
     }
     if (route.mirror) {
+      auto block = [&](const proxy::WorkerMetrics& w) { return w.route(route.name); };
       for (std::size_t k = 0; k < 3; ++k) {
         auto m = metric({{"route", route.name}, {"result", kMirrorResults[k]}});
-        m.counter.value = static_cast<double>(sum([&](const proxy::WorkerMetrics& w) { return w.mirrors(r, k); }));
+        m.counter.value = static_cast<double>(sum(block, [&](const proxy::RouteCounters& b) { return proxy::read(b.mirror[k]); }));
         mirrors.metric.push_back(std::move(m));
       }
     }
@@ -220,7 +207,8 @@ std::vector<MetricFamily> Metrics::collect() const {
 
   auto dropped = family("fledge_access_log_dropped_total", "Access log lines dropped because the queue was full.", MetricType::Counter);
   dropped.metric.push_back(metric({}));
-  dropped.metric.back().counter.value = static_cast<double>(sum([](const proxy::WorkerMetrics& w) { return w.accessLogDroppedCount(); }));
+  dropped.metric.back().counter.value =
+      static_cast<double>(sum(worker, [](const proxy::WorkerCounters& b) { return proxy::read(b.access_log_dropped); }));
   out.push_back(std::move(dropped));
 
   auto version = family("fledge_config_version", "Version of the configuration in force.", MetricType::Gauge);
@@ -252,41 +240,52 @@ std::string Metrics::render() const {
   return os.str();
 }
 
-Metrics::Sample Metrics::take(const View& v, Clock::time_point now) const {
-  const auto& layout_ = v.layout;
-  const auto& workers_ = v.workers;
+void Metrics::sample(Clock::time_point now) {
+  const auto [snap, workers] = source_();
   Sample s;
   s.at = now;
-  const std::size_t slots = layout_.routeArmSlots();
-  s.requests.assign(slots, 0);
-  s.errors.assign(slots, 0);
-  s.buckets.assign(slots * kLatencyBuckets, 0);
-  for (const auto* w : workers_) {
-    for (std::size_t slot = 0; slot < slots; ++slot) {
-      for (std::size_t c = 0; c < 5; ++c) s.requests[slot] += w->requests(slot, c);
-      s.errors[slot] += w->requests(slot, 4);
-      for (std::size_t b = 0; b < kLatencyBuckets; ++b) s.buckets[slot * kLatencyBuckets + b] += w->latencyBucket(slot, b);
+  const auto& routes = snap->config.routes;
+  for (std::size_t r = 0; r < routes.size(); ++r) {
+    const std::size_t arms = routes[r].split ? routes[r].split->arms.size() : 1;
+    for (std::size_t a = 0; a < arms; ++a) {
+      const std::string_view arm = routes[r].split ? std::string_view(routes[r].split->arms[a].name) : std::string_view();
+      ArmTotals t;
+      for (const auto& w : workers) {
+        const proxy::ArmCounters* b = w->arm(routes[r].name, arm);
+        if (!b) continue;
+        for (std::size_t c = 0; c < 5; ++c) t.requests += proxy::read(b->requests[c]);
+        t.errors += proxy::read(b->requests[4]);
+        for (std::size_t k = 0; k < kLatencyBuckets; ++k) t.buckets[k] += proxy::read(b->latency[k]);
+      }
+      s.arms.emplace(proxy::armKey(routes[r].name, arm), t);
     }
   }
-  return s;
-}
-
-void Metrics::sample(Clock::time_point now) {
-  View v = view();
-  Sample s = take(v, now);
   std::lock_guard lock(mu_);
-  // A config with another shape starts the windows afresh.
-  if (!samples_.empty() && samples_.back().requests.size() != s.requests.size()) samples_.clear();
-  layout_ = v.layout;
+  sampled_snap_ = snap;
   samples_.push_back(std::move(s));
   while (samples_.size() > kMaxSamples) samples_.pop_front();
 }
 
 ArmWindow Metrics::window(std::size_t route, std::size_t arm, std::chrono::seconds span) const {
+  std::shared_ptr<const proxy::Snapshot> snap;
+  {
+    std::lock_guard lock(mu_);
+    snap = sampled_snap_;
+  }
+  if (!snap || route >= snap->config.routes.size()) return {};
+  const auto& r = snap->config.routes[route];
+  if (r.split ? arm >= r.split->arms.size() : arm != 0) return {};
+  return window(r.name, r.split ? r.split->arms[arm].name : std::string(), span);
+}
+
+ArmWindow Metrics::window(const std::string& route, const std::string& arm, std::chrono::seconds span) const {
   ArmWindow w;
+  const std::string key = proxy::armKey(route, arm);
   std::lock_guard lock(mu_);
-  if (samples_.size() < 2 || route > layout_.routes || arm >= layout_.arms) return w;
+  if (samples_.size() < 2) return w;
   const Sample& last = samples_.back();
+  auto lit = last.arms.find(key);
+  if (lit == last.arms.end()) return w;
   // The newest sample at least `span` older than the last one, else the oldest there is.
   const Sample* first = &samples_.front();
   for (auto it = samples_.rbegin(); it != samples_.rend(); ++it) {
@@ -295,14 +294,22 @@ ArmWindow Metrics::window(std::size_t route, std::size_t arm, std::chrono::secon
       break;
     }
   }
-  const std::size_t slot = layout_.routeArm(route, arm);
+  // An arm that did not exist at the start of the window started from zero. Counters carry
+  // over configuration changes; should one restart anyway (a name dropped long enough to be
+  // forgotten, then added back), the window counts from the restart, never below zero.
+  static const ArmTotals kZero{};
+  auto fit = first->arms.find(key);
+  const ArmTotals& a = fit == first->arms.end() ? kZero : fit->second;
+  const ArmTotals& b = lit->second;
+  auto delta = [](std::uint64_t later, std::uint64_t earlier) { return later >= earlier ? later - earlier : later; };
+  const bool restarted = b.requests < a.requests;
+  const ArmTotals& base = restarted ? kZero : a;
   w.span = std::chrono::duration_cast<std::chrono::seconds>(last.at - first->at);
-  w.requests = last.requests[slot] - first->requests[slot];
-  w.errors = last.errors[slot] - first->errors[slot];
+  w.requests = delta(b.requests, base.requests);
+  w.errors = delta(b.errors, base.errors);
   w.error_rate = w.requests ? static_cast<double>(w.errors) / static_cast<double>(w.requests) : 0;
   std::vector<std::uint64_t> buckets(kLatencyBuckets);
-  for (std::size_t b = 0; b < kLatencyBuckets; ++b)
-    buckets[b] = last.buckets[slot * kLatencyBuckets + b] - first->buckets[slot * kLatencyBuckets + b];
+  for (std::size_t k = 0; k < kLatencyBuckets; ++k) buckets[k] = delta(b.buckets[k], base.buckets[k]);
   w.p50_seconds = histogramQuantile(buckets, 0.5);
   w.p90_seconds = histogramQuantile(buckets, 0.9);
   w.p99_seconds = histogramQuantile(buckets, 0.99);

@@ -5,7 +5,9 @@
 // controller can read without scraping.
 #include <chrono>
 #include <cstdint>
+#include <array>
 #include <deque>
+#include <unordered_map>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -36,9 +38,11 @@ class Metrics {
  public:
   using Clock = std::chrono::steady_clock;
 
-  Metrics(std::shared_ptr<const proxy::Snapshot> snap, std::vector<const proxy::WorkerMetrics*> workers);
+  using Workers = std::vector<std::shared_ptr<const proxy::WorkerMetrics>>;
+  Metrics(std::shared_ptr<const proxy::Snapshot> snap, Workers workers);
   // The configuration and the workers' counters as they are now (they change with the config).
-  using Source = std::function<std::pair<std::shared_ptr<const proxy::Snapshot>, std::vector<const proxy::WorkerMetrics*>>()>;
+  // Series are exported for the configuration's names, summed over workers by name.
+  using Source = std::function<std::pair<std::shared_ptr<const proxy::Snapshot>, Workers>()>;
   explicit Metrics(Source source);
 
   // Text exposition of every family.
@@ -53,9 +57,12 @@ class Metrics {
     config_version_ = v;
   }
 
-  // Windows: sample() records the cumulative per-arm counters (call it every second or so);
-  // window() answers for the last `span` seconds.
+  // Windows: sample() records the cumulative per-arm counters by name (call it every second or
+  // so); window() answers for the last `span` seconds. A configuration change keeps the windows
+  // of every arm that survives it; an arm added within the window counts from zero.
   void sample(Clock::time_point now);
+  ArmWindow window(const std::string& route, const std::string& arm, std::chrono::seconds span) const;
+  // By index in the current configuration (arm 0 for a plain route).
   ArmWindow window(std::size_t route, std::size_t arm, std::chrono::seconds span) const;
   static constexpr std::size_t kMaxSamples = 601;  // ten minutes at one per second
 
@@ -63,23 +70,18 @@ class Metrics {
   void install(HttpServer& server, std::vector<std::string> tokens);
 
  private:
+  struct ArmTotals {
+    std::uint64_t requests = 0, errors = 0;
+    std::array<std::uint64_t, proxy::kLatencyBuckets> buckets{};
+  };
   struct Sample {
     Clock::time_point at;
-    std::vector<std::uint64_t> requests;  // [slot]
-    std::vector<std::uint64_t> errors;    // [slot]
-    std::vector<std::uint64_t> buckets;   // [slot][bucket]
+    std::unordered_map<std::string, ArmTotals> arms;  // by proxy::armKey(route, arm)
   };
-  struct View {
-    std::shared_ptr<const proxy::Snapshot> snap;
-    std::vector<const proxy::WorkerMetrics*> workers;  // only those laid out for `snap`
-    proxy::MetricsLayout layout;
-  };
-  View view() const;
-  Sample take(const View& v, Clock::time_point now) const;
 
   Source source_;
   mutable std::mutex mu_;  // admin-thread state read by tests and other control-plane threads
-  proxy::MetricsLayout layout_;  // of the samples
+  std::shared_ptr<const proxy::Snapshot> sampled_snap_;  // the configuration of the last sample
   std::deque<Sample> samples_;
   std::vector<std::pair<unsigned, std::uint64_t>> admin_codes_;
   std::uint64_t config_version_ = 1;

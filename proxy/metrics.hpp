@@ -1,18 +1,23 @@
 #pragma once
-// Per-worker request metrics. Each worker owns one WorkerMetrics and is its only writer: an
-// update is a relaxed load and store of a counter no other thread writes, so the data plane
-// takes no lock and shares no written cache line. The admin thread reads all workers' counters
-// and merges them when /metrics is scraped or a window is sampled.
+// Per-worker request metrics. Counters live in blocks keyed by the name of what they count
+// (route and arm, cluster, flag and variant); a worker's MetricsRegistry carries every block
+// whose name survives into the next configuration, so a series never goes backwards when the
+// config changes. A WorkerMetrics is one configuration's index-aligned view of those blocks,
+// immutable once built and pinned by the requests that run on it.
+//
+// Each worker is the only writer of its blocks: an update is a relaxed load and store, so the
+// data plane takes no lock and shares no written cache line. The admin thread reads all
+// workers' blocks by name and merges them when /metrics is scraped or a window is sampled.
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
-
-namespace fledge::flags {
-class FlagSet;
-}
 
 namespace fledge::proxy {
 
@@ -28,90 +33,159 @@ enum class UpstreamError : std::uint8_t { kConnect = 0, kReset = 1, kTimeout = 2
 enum class MirrorResult : std::uint8_t { kSent = 0, kDropped = 1, kFailed = 2 };
 inline constexpr std::size_t kReasons = 5;  // flags::Reason values
 
-// Index arithmetic shared by writers (workers) and the reader (admin).
-struct MetricsLayout {
-  std::size_t routes = 0;  // configured routes; index `routes` is "no route matched"
-  std::size_t arms = 1;    // arms per route slot (plain routes use arm 0)
-  std::size_t clusters = 0;
-  std::vector<std::size_t> flag_offset;  // per flag: first slot of its [variant + none][reason] block
-  std::size_t flag_slots = 0;
+using Counter = std::atomic<std::uint64_t>;
+using Gauge = std::atomic<std::int64_t>;
+inline void bump(Counter& c, std::uint64_t d = 1) {
+  c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+}
+inline void add(Gauge& g, std::int64_t d) { g.store(g.load(std::memory_order_relaxed) + d, std::memory_order_relaxed); }
+inline std::uint64_t read(const Counter& c) { return c.load(std::memory_order_relaxed); }
+inline std::int64_t read(const Gauge& g) { return g.load(std::memory_order_relaxed); }
 
-  explicit MetricsLayout(const Snapshot& snap);
-  MetricsLayout() = default;
-  std::size_t routeArm(std::size_t route, std::size_t arm) const { return route * arms + arm; }
-  std::size_t routeArmSlots() const { return (routes + 1) * arms; }
+// One route arm (a plain route is its own single arm; the "no route" slot is route "").
+struct ArmCounters {
+  std::array<Counter, 5> requests{};  // by status class 1xx..5xx
+  std::array<Counter, kLatencyBuckets> latency{};
+  Counter latency_sum_us{0};
+  Counter overrides{0};
+};
+struct ClusterCounters {
+  std::array<Counter, 3> errors{};  // by UpstreamError
+  Gauge busy{0}, idle{0};           // upstream connections
+};
+struct RouteCounters {
+  std::array<Counter, 3> mirror{};  // by MirrorResult
+};
+struct VariantCounters {  // one flag variant (or "no value") by reason
+  std::array<Counter, kReasons> evals{};
+};
+struct WorkerCounters {  // not tied to any configuration
+  Gauge downstream{0};
+  Counter access_log_dropped{0};
+};
+
+// Names of series, as the registry keys them.
+std::string armKey(std::string_view route, std::string_view arm);
+std::string variantKey(std::string_view flag, std::string_view variant);
+
+// The blocks of one kind: the live ones by name, plus a bounded set of recently removed ones so
+// a name that comes back resumes its counts.
+template <typename T>
+class BlockMap {
+ public:
+  static constexpr std::size_t kRetired = 1024;
+  // The block for `key` in the configuration being built.
+  std::shared_ptr<T> take(const std::string& key) {
+    if (auto it = next_.find(key); it != next_.end()) return it->second;
+    std::shared_ptr<T> block;
+    if (auto it = live_.find(key); it != live_.end()) {
+      block = std::move(it->second);
+      live_.erase(it);
+    } else if (auto r = retired_.find(key); r != retired_.end()) {
+      block = std::move(r->second);
+      retired_.erase(r);
+    } else {
+      block = std::make_shared<T>();
+    }
+    return next_.emplace(key, std::move(block)).first->second;
+  }
+  // The configuration is built: blocks it did not take are retired (oldest dropped first).
+  void commit() {
+    for (auto& [key, block] : live_) {
+      order_.push_back(key);
+      retired_[key] = std::move(block);
+    }
+    live_ = std::move(next_);
+    next_.clear();
+    while (retired_.size() > kRetired && !order_.empty()) {
+      retired_.erase(order_.front());
+      order_.pop_front();
+    }
+    if (order_.size() > 4 * kRetired) {  // keys taken back from retirement linger in order_
+      std::deque<std::string> kept;
+      for (auto& k : order_)
+        if (retired_.count(k)) kept.push_back(std::move(k));
+      order_ = std::move(kept);
+    }
+  }
+  std::size_t liveSize() const { return live_.size(); }
+  std::size_t retiredSize() const { return retired_.size(); }
+
+ private:
+  std::unordered_map<std::string, std::shared_ptr<T>> live_, next_, retired_;
+  std::deque<std::string> order_;
+};
+
+// One worker's blocks; used on that worker's thread only.
+class MetricsRegistry {
+ public:
+  MetricsRegistry() : worker_(std::make_shared<WorkerCounters>()) {}
+  BlockMap<ArmCounters> arms;
+  BlockMap<ClusterCounters> clusters;
+  BlockMap<RouteCounters> routes;
+  BlockMap<VariantCounters> variants;
+  const std::shared_ptr<WorkerCounters>& worker() const { return worker_; }
+  void commit() {
+    arms.commit();
+    clusters.commit();
+    routes.commit();
+    variants.commit();
+  }
+
+ private:
+  std::shared_ptr<WorkerCounters> worker_;
 };
 
 class WorkerMetrics {
  public:
-  // With `enabled` false nothing is counted (for measuring what metrics cost).
-  explicit WorkerMetrics(const MetricsLayout& layout, bool enabled = true);
+  // Takes the blocks `snap` needs from `registry` (and commits it). With `enabled` false nothing
+  // is counted (for measuring what metrics cost).
+  WorkerMetrics(const Snapshot& snap, MetricsRegistry& registry, bool enabled = true);
   bool enabled() const { return enabled_; }
 
-  using Counter = std::atomic<std::uint64_t>;
-  using Gauge = std::atomic<std::int64_t>;
-  static void bump(Counter& c, std::uint64_t d = 1) {
-    c.store(c.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
-  }
-  static void add(Gauge& g, std::int64_t d) {
-    g.store(g.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
-  }
-
-  // A finished request: status class from its code, duration into the histogram.
+  // --- writers: the worker thread, by the indexes of the snapshot this view was built for ---
+  // A finished request: status class from its code, duration into the histogram. `route` may be
+  // the route count ("no route").
   void request(std::size_t route, std::size_t arm, unsigned status, std::chrono::microseconds duration);
   void upstreamError(std::size_t cluster, UpstreamError kind) {
-    if (enabled_) bump(upstream_errors_[cluster * 3 + static_cast<std::size_t>(kind)]);
+    if (enabled_) bump(clusters_[cluster]->errors[static_cast<std::size_t>(kind)]);
   }
   void override(std::size_t route, std::size_t arm) {
-    if (enabled_) bump(overrides_[layout_.routeArm(route, arm)]);
+    if (enabled_) bump(arms_[route][arm]->overrides);
   }
   void mirror(std::size_t route, MirrorResult r) {
-    if (enabled_) bump(mirror_[route * 3 + static_cast<std::size_t>(r)]);
+    if (enabled_) bump(routes_[route]->mirror[static_cast<std::size_t>(r)]);
+  }
+  // `variant` is the variant index, or -1 when the evaluation gave no value.
+  void flagEvaluation(std::size_t flag, int variant, std::size_t reason) {
+    if (!enabled_) return;
+    const auto& v = variants_[flag];
+    bump(v[variant < 0 ? v.size() - 1 : static_cast<std::size_t>(variant)]->evals[reason]);
   }
   void gauge(Gauge& g, std::int64_t d) {
     if (enabled_) add(g, d);
   }
-  // `variant` is the variant index, or -1 when the evaluation gave no value.
-  void flagEvaluation(std::size_t flag, int variant, std::size_t reason, std::size_t variant_count) {
-    if (!enabled_) return;
-    std::size_t v = variant < 0 ? variant_count : static_cast<std::size_t>(variant);
-    bump(flag_evals_[layout_.flag_offset[flag] + v * kReasons + reason]);
-  }
-  Gauge& upstreamBusy(std::size_t cluster) { return upstream_busy_[cluster]; }
-  Gauge& upstreamIdle(std::size_t cluster) { return upstream_idle_[cluster]; }
-  Gauge& downstreamConnections() { return downstream_; }
-  Counter& accessLogDropped() { return access_log_dropped_; }
+  const std::shared_ptr<ClusterCounters>& clusterBlock(std::size_t cluster) const { return clusters_[cluster]; }
+  WorkerCounters& worker() const { return *worker_; }
 
-  // Readers (any thread).
-  const MetricsLayout& layout() const { return layout_; }
-  std::uint64_t requests(std::size_t slot, std::size_t cls) const { return requests_[slot * 5 + cls].load(std::memory_order_relaxed); }
-  std::uint64_t latencyBucket(std::size_t slot, std::size_t b) const {
-    return latency_[slot * kLatencyBuckets + b].load(std::memory_order_relaxed);
-  }
-  std::uint64_t latencySumUs(std::size_t slot) const { return latency_sum_us_[slot].load(std::memory_order_relaxed); }
-  std::uint64_t upstreamErrors(std::size_t cluster, std::size_t kind) const {
-    return upstream_errors_[cluster * 3 + kind].load(std::memory_order_relaxed);
-  }
-  std::int64_t upstreamBusy(std::size_t c) const { return upstream_busy_[c].load(std::memory_order_relaxed); }
-  std::int64_t upstreamIdle(std::size_t c) const { return upstream_idle_[c].load(std::memory_order_relaxed); }
-  std::int64_t downstream() const { return downstream_.load(std::memory_order_relaxed); }
-  std::uint64_t overrides(std::size_t slot) const { return overrides_[slot].load(std::memory_order_relaxed); }
-  std::uint64_t mirrors(std::size_t route, std::size_t r) const { return mirror_[route * 3 + r].load(std::memory_order_relaxed); }
-  std::uint64_t flagEvals(std::size_t slot) const { return flag_evals_[slot].load(std::memory_order_relaxed); }
-  std::uint64_t accessLogDroppedCount() const { return access_log_dropped_.load(std::memory_order_relaxed); }
+  // --- readers: any thread, by name; nullptr when this configuration has no such series ---
+  const ArmCounters* arm(std::string_view route, std::string_view arm) const;  // arm "" for plain routes
+  const ClusterCounters* cluster(std::string_view name) const;
+  const RouteCounters* route(std::string_view name) const;
+  const VariantCounters* variant(std::string_view flag, std::string_view variant) const;  // "" = no value
 
  private:
-  MetricsLayout layout_;
-  std::vector<Counter> requests_;        // [route-arm][class 1xx..5xx]
-  std::vector<Counter> latency_;         // [route-arm][bucket]
-  std::vector<Counter> latency_sum_us_;  // [route-arm]
-  std::vector<Counter> upstream_errors_; // [cluster][kind]
-  std::vector<Gauge> upstream_busy_, upstream_idle_;  // [cluster]
-  std::vector<Counter> overrides_;       // [route-arm]
-  std::vector<Counter> mirror_;          // [route][result]
-  std::vector<Counter> flag_evals_;      // [flag block][variant][reason]
-  Gauge downstream_{0};
-  Counter access_log_dropped_{0};
+  template <typename T>
+  using ByName = std::unordered_map<std::string, const T*>;
+  std::vector<std::vector<std::shared_ptr<ArmCounters>>> arms_;  // [route][arm]; [routes][0] = no route
+  std::vector<std::shared_ptr<ClusterCounters>> clusters_;
+  std::vector<std::shared_ptr<RouteCounters>> routes_;            // [route]; [routes] = no route
+  std::vector<std::vector<std::shared_ptr<VariantCounters>>> variants_;  // [flag][variant, then "no value"]
+  std::shared_ptr<WorkerCounters> worker_;
+  ByName<ArmCounters> arm_names_;
+  ByName<ClusterCounters> cluster_names_;
+  ByName<RouteCounters> route_names_;
+  ByName<VariantCounters> variant_names_;
   bool enabled_;
 };
 

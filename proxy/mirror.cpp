@@ -13,14 +13,13 @@ namespace {
 constexpr std::size_t kDiscard = 16 * 1024;
 }
 
-MirrorCall::MirrorCall(Worker& worker, std::string request, WorkerMetrics& metrics, std::size_t route,
+MirrorCall::MirrorCall(Worker& worker, std::string request, std::shared_ptr<Generation> gen, std::size_t route,
                        asio::ip::tcp::endpoint endpoint, std::chrono::milliseconds timeout)
-    : w_(worker), request_(std::move(request)), metrics_(metrics), route_(route), endpoint_(endpoint), socket_(worker.ioc()), timer_(worker.ioc()) {
-  ++w_.mirrors_in_flight_;
+    : w_(worker), request_(std::move(request)), gen_(std::move(gen)), route_(route), endpoint_(endpoint), socket_(worker.ioc()), timer_(worker.ioc()) {
   timer_.expires_after(timeout);
 }
 
-MirrorCall::~MirrorCall() { --w_.mirrors_in_flight_; }
+MirrorCall::~MirrorCall() { w_.releaseMirrorSlot(); }
 
 void MirrorCall::start() {
   timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -66,7 +65,7 @@ void MirrorCall::readSome() {
 void MirrorCall::finish(bool ok) {
   if (done_) return;
   done_ = true;
-  if (!ok) metrics_.mirror(route_, MirrorResult::kFailed);
+  if (!ok) gen_->metrics->mirror(route_, MirrorResult::kFailed);
   boost::system::error_code ignored;
   timer_.cancel();
   socket_.close(ignored);

@@ -15,12 +15,13 @@
 namespace fledge::proxy {
 
 class Worker;
-class WorkerMetrics;
+struct Generation;
 
 class MirrorCall : public std::enable_shared_from_this<MirrorCall> {
  public:
-  // `request` is the complete request (head and body) to send.
-  MirrorCall(Worker& worker, std::string request, WorkerMetrics& metrics, std::size_t route,
+  // `request` is the complete request (head and body) to send. Takes over the slot the request
+  // reserved with Worker::admitMirror; `gen` is the generation the request pinned.
+  MirrorCall(Worker& worker, std::string request, std::shared_ptr<Generation> gen, std::size_t route,
              boost::asio::ip::tcp::endpoint endpoint,
              std::chrono::milliseconds timeout);
   ~MirrorCall();
@@ -34,7 +35,7 @@ class MirrorCall : public std::enable_shared_from_this<MirrorCall> {
 
   Worker& w_;
   std::string request_;
-  WorkerMetrics& metrics_;
+  std::shared_ptr<Generation> gen_;
   std::size_t route_;
   boost::asio::ip::tcp::endpoint endpoint_;
   boost::asio::ip::tcp::socket socket_;

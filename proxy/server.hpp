@@ -18,8 +18,8 @@ class Server {
   // Actual listening endpoints, one per configured listener.
   const std::vector<boost::asio::ip::tcp::endpoint>& endpoints() const { return endpoints_; }
   unsigned workerCount() const { return static_cast<unsigned>(workers_.size()); }
-  std::vector<const WorkerMetrics*> workerMetrics() const {
-    std::vector<const WorkerMetrics*> out;
+  std::vector<std::shared_ptr<const WorkerMetrics>> workerMetrics() const {
+    std::vector<std::shared_ptr<const WorkerMetrics>> out;
     for (const auto& w : workers_) out.push_back(w->currentMetrics());
     return out;
   }

@@ -103,7 +103,7 @@ Session::Session(Worker& worker, tcp::socket socket)
     : w_(worker), down_(std::move(socket)), up_(worker.ioc()) {
   w_.sessions_.push_back(*this);
   ++w_.session_count_;
-  w_.metrics().gauge(w_.metrics().downstreamConnections(), 1);
+  add(w_.counters().downstream, 1);
   boost::system::error_code ec;
   down_.set_option(tcp::no_delay(true), ec);
   auto remote = down_.remote_endpoint(ec);
@@ -116,8 +116,9 @@ Session::Session(Worker& worker, tcp::socket socket)
 
 Session::~Session() {
   --w_.session_count_;
-  w_.metrics().gauge(w_.metrics().downstreamConnections(), -1);
+  add(w_.counters().downstream, -1);
   if (has_upstream_) releaseUpstream(false);
+  dropMirror();
 }
 
 void Session::start() { readHeader(); }
@@ -285,46 +286,45 @@ void Session::onHeader() {
     }
   }
 
-  snap_ = w_.pinSnapshot();
-  auto route = snap_->routes.match(host, path);
+  auto route = gen_->snap->routes.match(host, path);
   if (!route) return reply(404, "no route", !keep_alive_ || request_has_body_);
-  cluster_ = snap_->config.routes[*route].cluster_index;
+  cluster_ = gen_->snap->config.routes[*route].cluster_index;
   route_idx_ = *route;
   const RequestView view{head, forward_target, head.startA(), host, client_ip_};
 
   // Flags: evaluated on a context built from this request; results go upstream in one header.
   flags_header_.clear();
   down_extra_.clear();
-  const RouteFlags& rf = snap_->route_flags[*route];
+  const RouteFlags& rf = gen_->snap->route_flags[*route];
   if (rf.active()) {
-    const flags::FlagSet& set = *snap_->config.flag_set;
+    const flags::FlagSet& set = *gen_->snap->config.flag_set;
     flags::Arena& arena = w_.contextArena();
     arena.reset();
     flags::Value ctx = buildContext(*rf.context, view, arena);
     const std::int64_t now = std::time(nullptr);
     if (rf.require) {
       flags::Evaluation ev = set.evaluate(*rf.require, ctx, w_.evalScratch(), now);
-      req_metrics_->flagEvaluation(static_cast<std::size_t>(rf.require - set.flags().data()),
+      gen_->metrics->flagEvaluation(static_cast<std::size_t>(rf.require - set.flags().data()),
                                   ev.variant ? static_cast<int>(ev.variant - rf.require->variants.data()) : -1,
-                                  static_cast<std::size_t>(ev.reason), rf.require->variants.size());
+                                  static_cast<std::size_t>(ev.reason));
       if (!ev.variant || ev.variant->name != rf.require_variant)
         return reply(rf.require_status, "not available", !keep_alive_ || request_has_body_);
     }
     for (const flags::Flag* f : rf.flags) {
       flags::Evaluation ev = set.evaluate(*f, ctx, w_.evalScratch(), now);
-      req_metrics_->flagEvaluation(static_cast<std::size_t>(f - set.flags().data()),
+      gen_->metrics->flagEvaluation(static_cast<std::size_t>(f - set.flags().data()),
                                   ev.variant ? static_cast<int>(ev.variant - f->variants.data()) : -1,
-                                  static_cast<std::size_t>(ev.reason), f->variants.size());
+                                  static_cast<std::size_t>(ev.reason));
       if (!ev.variant) continue;  // disabled, no default, or an error: nothing to pass on
       if (!flags_value_.empty()) flags_value_.append(", ");
-      flags_value_.append(snap_->flag_items[static_cast<std::size_t>(f - set.flags().data())]
+      flags_value_.append(gen_->snap->flag_items[static_cast<std::size_t>(f - set.flags().data())]
                                            [static_cast<std::size_t>(ev.variant - f->variants.data())]);
     }
     if (!flags_value_.empty() && !appendHeaderLine(flags_header_, "x-fledge-flags", flags_value_)) flags_value_.clear();
   }
 
   // Canary split: the arm decides the cluster; the upstream learns the arm.
-  const RouteSplit& rs = snap_->route_splits[*route];
+  const RouteSplit& rs = gen_->snap->route_splits[*route];
   if (rs.config) {
     std::size_t arm = chooseArm(rs, view);
     arm_idx_ = arm;
@@ -334,17 +334,23 @@ void Session::onHeader() {
   }
 
   // Shadow traffic: decide now, copy the body while it streams, send once the primary has it all.
-  mirror_ = nullptr;
+  // Admitted (a slot reserved) before anything is buffered for it.
   mirror_body_.clear();
-  if (const auto& mc = snap_->config.routes[*route].mirror; mc && w_.random() % kSplitScale < mc->parts) {
-    if (!content_length || *content_length <= mc->max_body_bytes) mirror_ = &*mc;  // chunked: checked as it streams
+  if (const auto& mc = gen_->snap->config.routes[*route].mirror; mc && w_.random() % kSplitScale < mc->parts) {
+    if (content_length && *content_length > mc->max_body_bytes) {
+      // too large: not mirrored (chunked bodies are checked as they stream)
+    } else if (!w_.admitMirror(mc->max_in_flight)) {
+      gen_->metrics->mirror(route_idx_, MirrorResult::kDropped);
+    } else {
+      mirror_ = &*mc;
+    }
   }
 
   char* rid = request_id_;
   RequestHeadInfo info;
   info.method = head.startA();
   info.target = forward_target;
-  info.host = host.empty() ? std::string_view(snap_->clusters[cluster_].names[0]) : host;
+  info.host = host.empty() ? std::string_view(gen_->snap->clusters[cluster_].names[0]) : host;
   info.forwarded_host = host;
   fwd_target_ = info.target;
   fwd_host_ = info.host;
@@ -382,7 +388,7 @@ std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
       bool token_ok = oc.token.empty() || tokenEquals(token, oc.token);
       std::size_t arm = rs.armIndex(name);
       if (allowed && token_ok && arm < sc.arms.size()) {
-        req_metrics_->override(route_idx_, arm);
+        gen_->metrics->override(route_idx_, arm);
         log::debug("split override", {{"arm", std::string(name)}, {"client", client_ip_}});
         return arm;
       }
@@ -423,40 +429,38 @@ std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
 void Session::connectUpstream() {
   phase_ = Phase::kConnect;
   auto now = Clock::now();
-  // Released to the pool it came from, even if a new config swaps pools meanwhile.
-  if (upool_.get() != &w_.pool()) upool_ = w_.poolShared();
-  auto& pool = *upool_;
+  UpstreamPool& pool = gen_->pool;
   auto ep = pool.pick(cluster_, tried_, now);
   if (!ep) {
     if (any_refused_) return reply(502, "upstream refused connection", true);
     return reply(503, "no healthy upstream", !keep_alive_ || !req_->is_done());
   }
   endpoint_ = *ep;
+  up_ep_ = pool.endpoint(cluster_, endpoint_);
   upstream_used_ = true;
   if (!retried_) {
     if (auto idle = pool.takeIdle(cluster_, endpoint_, now)) {
       up_ = std::move(*idle);
-      pool.acquired(cluster_, endpoint_);
+      UpstreamPool::acquired(*up_ep_);
       has_upstream_ = true;
       upstream_reused_ = true;
       return onUpstreamReady();
     }
   }
   if (!pool.canOpen(cluster_, endpoint_)) return reply(503, "upstream connection limit reached", true);
-  pool.acquired(cluster_, endpoint_);
+  UpstreamPool::acquired(*up_ep_);
   has_upstream_ = true;
   upstream_reused_ = false;
   up_ = tcp::socket(w_.ioc());
-  arm(snap_->config.timeouts.upstream_connect);
-  up_.async_connect(snap_->clusters[cluster_].endpoints[endpoint_],
-                    beast::bind_front_handler(&Session::onConnect, shared_from_this()));
+  arm(gen_->snap->config.timeouts.upstream_connect);
+  up_.async_connect(up_ep_->address, beast::bind_front_handler(&Session::onConnect, shared_from_this()));
 }
 
 void Session::onConnect(error_code ec) {
   if (ec) {
-    const auto& rc = snap_->clusters[cluster_];
+    const auto& rc = gen_->snap->clusters[cluster_];
     if (timed_out_) {
-      req_metrics_->upstreamError(cluster_, UpstreamError::kTimeout);
+      gen_->metrics->upstreamError(cluster_, UpstreamError::kTimeout);
       log::warn("upstream connect timeout", {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}});
       releaseUpstream(false);
       return reply(504, "upstream connect timeout", true);
@@ -465,9 +469,9 @@ void Session::onConnect(error_code ec) {
               {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}, {"error", ec.message()}});
     releaseUpstream(false);
     if (ec == asio::error::operation_aborted) return;  // drain / shutdown
-    req_metrics_->upstreamError(cluster_, UpstreamError::kConnect);
+    gen_->metrics->upstreamError(cluster_, UpstreamError::kConnect);
     // Nothing was sent: the request can go to another endpoint.
-    upool_->eject(cluster_, endpoint_, Clock::now());
+    gen_->pool.eject(cluster_, endpoint_, Clock::now());
     any_refused_ = true;
     if (endpoint_ < 64) tried_ |= std::uint64_t{1} << endpoint_;
     return connectUpstream();
@@ -500,7 +504,7 @@ void Session::startBody() {
 
 void Session::send100Continue() {
   scratch_ = "HTTP/1.1 100 Continue\r\n\r\n";
-  arm(snap_->config.timeouts.body_read);
+  arm(gen_->snap->config.timeouts.body_read);
   asio::async_write(down_, asio::buffer(scratch_), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
     self->readBody();
@@ -550,7 +554,7 @@ void Session::readBody() {
 }
 
 void Session::armBody() {
-  const auto& cfg = snap_->config;
+  const auto& cfg = gen_->snap->config;
   auto deadline = Clock::now() + cfg.timeouts.body_read;
   // Slow uploads: past the first body_read, the body must average min_body_rate bytes/s.
   if (const std::uint64_t rate = cfg.limits.min_body_rate) {
@@ -578,8 +582,7 @@ void Session::onBodyPiece() {
   bytes_in_ += sink_.size;
   if (mirror_ && sink_.size != 0) {
     if (mirror_body_.size() + sink_.size > mirror_->max_body_bytes) {
-      mirror_ = nullptr;  // too large to mirror
-      std::string().swap(mirror_body_);
+      dropMirror();  // too large to mirror
     } else {
       mirror_body_.append(chunk_.get(), sink_.size);
     }
@@ -611,7 +614,7 @@ void Session::frameOut(std::size_t n, bool last) {
 void Session::writeRequest() {
   const bool last = req_->is_done();
   frameOut(sink_.size, last);
-  arm(snap_->config.timeouts.upstream_response);
+  arm(gen_->snap->config.timeouts.upstream_response);
   asio::async_write(up_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
     self->head_pending_ = false;
     self->request_sent_ = last;
@@ -655,7 +658,7 @@ void Session::sendMirror() {
   appendRequestHead(request, req_head_, info);
   request += mirror_body_;
   mirror_body_.clear();
-  w_.mirror(std::move(request), *req_metrics_, route_idx_, mc.cluster_index, mc.max_in_flight, mc.timeout);
+  w_.mirror(std::move(request), gen_, route_idx_, mc.cluster_index, mc.timeout);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -668,7 +671,7 @@ void Session::readResponseHeader() {
   res_->header_limit(kResponseHeaderLimit);
   res_->body_limit(std::numeric_limits<std::uint64_t>::max());
   if (head_) res_->skip(true);
-  arm(snap_->config.timeouts.upstream_response);
+  arm(gen_->snap->config.timeouts.upstream_response);
   http::async_read_header(up_, ubuf_, *res_, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onResponseHeader(ec);
   });
@@ -677,9 +680,9 @@ void Session::readResponseHeader() {
 void Session::onResponseHeader(error_code ec) {
   if (ec) {
     if (timed_out_) {
-      req_metrics_->upstreamError(cluster_, UpstreamError::kTimeout);
-      log::warn("upstream response timeout", {{"cluster", snap_->clusters[cluster_].config->name},
-                                              {"endpoint", snap_->clusters[cluster_].names[endpoint_]}});
+      gen_->metrics->upstreamError(cluster_, UpstreamError::kTimeout);
+      log::warn("upstream response timeout", {{"cluster", gen_->snap->clusters[cluster_].config->name},
+                                              {"endpoint", gen_->snap->clusters[cluster_].names[endpoint_]}});
       releaseUpstream(false);
       return reply(504, "upstream timeout", true);
     }
@@ -727,7 +730,7 @@ void Session::onResponseHeader(error_code ec) {
 void Session::pumpResponse() {
   sink_.reset(chunk_.get(), kChunk);
   if (res_->is_done()) return writeResponse();
-  arm(snap_->config.timeouts.upstream_response);
+  arm(gen_->snap->config.timeouts.upstream_response);
   http::async_read_some(up_, ubuf_, *res_, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onResponseBodyRead(ec);
   });
@@ -743,7 +746,7 @@ void Session::onResponseBodyRead(error_code ec) {
       }
       return upstreamFailed(ec, "response body");
     }
-    log::warn("upstream failed mid-response", {{"cluster", snap_->clusters[cluster_].config->name},
+    log::warn("upstream failed mid-response", {{"cluster", gen_->snap->clusters[cluster_].config->name},
                                                {"error", timed_out_ ? "timeout" : ec.message()}});
     return abort();
   }
@@ -756,7 +759,7 @@ void Session::writeResponse() {
   bytes_out_ += sink_.size;
   frameOut(sink_.size, last && body_expected_);
   response_started_ = true;
-  arm(snap_->config.timeouts.body_read);
+  arm(gen_->snap->config.timeouts.body_read);
   asio::async_write(down_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
     self->head_pending_ = false;
     if (ec) return self->abort();
@@ -767,7 +770,7 @@ void Session::writeResponse() {
 
 void Session::beginExchange(bool header_complete) {
   started_ = Clock::now();
-  req_metrics_ = &w_.metrics();  // the counters laid out for the snapshot this request runs on
+  gen_ = w_.generation();  // pinned until the exchange ends
   route_idx_ = w_.snapshot().config.routes.size();  // "no route" until one matches
   arm_idx_ = 0;
   recorded_ = false;
@@ -783,14 +786,14 @@ void Session::record(unsigned status) {
   if (recorded_) return;
   recorded_ = true;
   const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
-  req_metrics_->request(route_idx_, arm_idx_, status, duration);
+  gen_->metrics->request(route_idx_, arm_idx_, status, duration);
   if (AccessLog* al = w_.accessLog()) {
-    if (!al->push(w_.index(), accessLine(status, duration))) WorkerMetrics::bump(req_metrics_->accessLogDropped());
+    if (!al->push(w_.index(), accessLine(status, duration))) bump(w_.counters().access_log_dropped);
   }
 }
 
 std::string Session::accessLine(unsigned status, std::chrono::microseconds duration) const {
-  const auto& cfg = snap_ ? snap_->config : w_.snapshot().config;
+  const auto& cfg = gen_ ? gen_->snap->config : w_.snapshot().config;
   const bool routed = route_idx_ < cfg.routes.size();
   const auto& head = req_head_;
   char ts[64];
@@ -823,7 +826,7 @@ std::string Session::accessLine(unsigned status, std::chrono::microseconds durat
   log::appendJsonString(line, routed && cfg.routes[route_idx_].split ? std::string_view(cfg.routes[route_idx_].split->arms[arm_idx_].name)
                                                                       : std::string_view());
   line += ",\"upstream\":";
-  log::appendJsonString(line, upstream_used_ && snap_ ? std::string_view(snap_->clusters[cluster_].names[endpoint_]) : std::string_view());
+  log::appendJsonString(line, upstream_used_ && gen_ ? std::string_view(gen_->snap->clusters[cluster_].names[endpoint_]) : std::string_view());
   line += ",\"flags\":";
   log::appendJsonString(line, flags_value_);
   line += "}\n";
@@ -835,7 +838,7 @@ void Session::finishExchange() {
   // A HEAD or bodyless response leaves the upstream parser done after the header.
   bool reusable = res_->is_done() && res_->keep_alive() && request_sent_ && ubuf_.size() == 0;
   releaseUpstream(reusable);
-  snap_.reset();
+  gen_.reset();
   if (!keep_alive_) return lingerClose();
   readHeader();
 }
@@ -858,8 +861,8 @@ bool Session::retryOnFreshConnection(error_code ec) {
 }
 
 void Session::upstreamFailed(error_code ec, const char* stage) {
-  const auto& rc = snap_->clusters[cluster_];
-  req_metrics_->upstreamError(cluster_, timed_out_ ? UpstreamError::kTimeout : UpstreamError::kReset);
+  const auto& rc = gen_->snap->clusters[cluster_];
+  gen_->metrics->upstreamError(cluster_, timed_out_ ? UpstreamError::kTimeout : UpstreamError::kReset);
   log::warn("upstream failed", {{"cluster", rc.config->name},
                                 {"endpoint", rc.names[endpoint_]},
                                 {"stage", stage},
@@ -872,13 +875,18 @@ void Session::upstreamFailed(error_code ec, const char* stage) {
 void Session::releaseUpstream(bool reusable) {
   if (!has_upstream_) return;
   has_upstream_ = false;
-  // A pool replaced by a new configuration takes its connections back for accounting only:
-  // nothing reuses or sweeps it any more.
-  const bool current = upool_.get() == &w_.pool();
-  upool_->release(cluster_, endpoint_, reusable && current ? &up_ : nullptr, Clock::now());
-  if (!current) upool_.reset();
+  // To the endpoint state, which outlives configuration changes; a retired endpoint closes it.
+  UpstreamPool::release(*up_ep_, reusable ? &up_ : nullptr, gen_->pool.settings(cluster_).max_idle, Clock::now());
+  up_ep_.reset();
   error_code ec;
   if (up_.is_open()) up_.close(ec);
+}
+
+void Session::dropMirror() {
+  if (!mirror_) return;
+  mirror_ = nullptr;
+  w_.releaseMirrorSlot();
+  std::string().swap(mirror_body_);
 }
 
 void Session::reply(unsigned status, std::string_view text, bool close) {
@@ -887,6 +895,7 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
   if (!routed_any_) beginExchange(false);
   record(status);
   releaseUpstream(false);
+  dropMirror();
   if (close) keep_alive_ = false;
   phase_ = Phase::kReply;
   scratch_.clear();
@@ -903,10 +912,10 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
     scratch_ += '\n';
   }
   response_started_ = true;
-  arm(snap_ ? snap_->config.timeouts.body_read : w_.snapshot().config.timeouts.body_read);
+  arm(gen_ ? gen_->snap->config.timeouts.body_read : w_.snapshot().config.timeouts.body_read);
   asio::async_write(down_, asio::buffer(scratch_), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
-    self->snap_.reset();
+    self->gen_.reset();
     if (!self->keep_alive_) return self->lingerClose();
     self->response_started_ = false;
     self->readHeader();
@@ -941,6 +950,7 @@ void Session::abort() {
   if (response_started_ && res_ && res_->is_header_done()) record(res_->status());
   disarm();
   releaseUpstream(false);
+  dropMirror();
   error_code ec;
   down_.close(ec);
 }

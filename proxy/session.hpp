@@ -82,6 +82,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void reply(unsigned status, std::string_view text, bool close);
   void lingerClose();
   void releaseUpstream(bool reusable);
+  void dropMirror();  // gives back the mirror slot of a copy that will not be sent
   void abort();
 
   void arm(std::chrono::milliseconds d) {
@@ -107,8 +108,8 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   char request_id_[32];
   Clock::time_point started_{};
   Clock::time_point body_started_{};
-  WorkerMetrics* req_metrics_ = nullptr;  // the worker keeps every WorkerMetrics it ever had
-  std::shared_ptr<UpstreamPool> upool_;
+  std::shared_ptr<Generation> gen_;  // pinned for the whole exchange: snapshot, pool, metrics
+  UpstreamPool::EndpointRef up_ep_;  // the endpoint of the upstream connection held
   std::size_t route_idx_ = 0;
   std::size_t arm_idx_ = 0;
   bool recorded_ = true;
@@ -129,7 +130,6 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   // What the upstream head says, kept for the mirror copy (views into the head, normalized_,
   // absolute_target_ or the pinned snapshot).
   std::string_view fwd_target_, fwd_host_, routed_host_;
-  std::shared_ptr<const Snapshot> snap_;  // pinned for the whole exchange
 
   Clock::time_point deadline_ = Clock::time_point::max();
   Phase phase_ = Phase::kIdle;

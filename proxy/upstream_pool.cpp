@@ -2,29 +2,65 @@
 
 #include <sys/socket.h>
 
+#include <unordered_set>
+
+#include "proxy/snapshot.hpp"
+
 namespace fledge::proxy {
 
-UpstreamPool::UpstreamPool(const Snapshot& snap, WorkerMetrics* metrics) : metrics_(metrics) {
+UpstreamPool::UpstreamPool(const Snapshot& snap, const WorkerMetrics& metrics, UpstreamPool* previous) {
   clusters_.reserve(snap.clusters.size());
-  for (const auto& rc : snap.clusters) {
-    ClusterState cs{rc.config, std::vector<EndpointState>(rc.endpoints.size())};
+  std::unordered_set<const Endpoint*> carried;
+  for (std::size_t c = 0; c < snap.clusters.size(); ++c) {
+    const ResolvedCluster& rc = snap.clusters[c];
+    Cluster cs{*rc.config, {}, 0};
+    cs.settings.endpoints.clear();  // the resolved addresses below are what the pool uses
+    const Cluster* old = nullptr;
+    if (previous)
+      for (const auto& pc : previous->clusters_)
+        if (pc.settings.name == rc.config->name) old = &pc;
+    if (old) cs.next = old->next;
+    for (const auto& addr : rc.endpoints) {
+      EndpointRef ep;
+      if (old)
+        for (const auto& oe : old->endpoints)
+          if (oe->address == addr && !carried.count(oe.get())) ep = oe;
+      if (!ep) {
+        ep = std::make_shared<Endpoint>();
+        ep->address = addr;
+        ep->counters = metrics.clusterBlock(c);
+      }
+      carried.insert(ep.get());
+      cs.endpoints.push_back(std::move(ep));
+    }
+    if (!cs.endpoints.empty()) cs.next %= cs.endpoints.size();
     clusters_.push_back(std::move(cs));
   }
+  if (previous)
+    for (auto& pc : previous->clusters_)
+      for (auto& oe : pc.endpoints)
+        if (!carried.count(oe.get())) {
+          oe->retired = true;
+          closeIdle(*oe);
+        }
 }
+
+UpstreamPool::~UpstreamPool() = default;
 
 std::optional<std::size_t> UpstreamPool::pick(std::size_t cluster, std::uint64_t exclude, Clock::time_point now) {
   auto& cs = clusters_[cluster];
   const std::size_t n = cs.endpoints.size();
   auto usable = [&](std::size_t i) {
-    return (i >= 64 || !(exclude & (std::uint64_t{1} << i))) && cs.endpoints[i].down_until <= now;
+    const Endpoint& e = *cs.endpoints[i];
+    return (i >= 64 || !(exclude & (std::uint64_t{1} << i))) && e.down_until <= now && !e.retired;
   };
-  if (cs.config->lb == LbPolicy::kLeastRequest) {
+  if (cs.settings.lb == LbPolicy::kLeastRequest) {
     // Full scan from a rotating start so ties spread evenly; clusters are small.
     std::optional<std::size_t> best;
     for (std::size_t k = 0; k < n; ++k) {
       std::size_t i = (cs.next + k) % n;
       if (!usable(i)) continue;
-      if (!best || cs.endpoints[i].busy < cs.endpoints[*best].busy) best = i;
+      if (!best || cs.endpoints[i]->busy < cs.endpoints[*best]->busy) best = i;
     }
     cs.next = (cs.next + 1) % n;
     return best;
@@ -41,12 +77,12 @@ std::optional<std::size_t> UpstreamPool::pick(std::size_t cluster, std::uint64_t
 
 std::optional<UpstreamPool::tcp::socket> UpstreamPool::takeIdle(std::size_t cluster, std::size_t endpoint,
                                                                 Clock::time_point now) {
-  auto& es = clusters_[cluster].endpoints[endpoint];
-  const auto timeout = clusters_[cluster].config->idle_timeout;
+  Endpoint& es = *clusters_[cluster].endpoints[endpoint];
+  const auto timeout = clusters_[cluster].settings.idle_timeout;
   while (!es.idle.empty()) {
-    Idle idle = std::move(es.idle.back());
+    Endpoint::Idle idle = std::move(es.idle.back());
     es.idle.pop_back();
-    idleChanged(cluster, -1);
+    add(es.counters->idle, -1);
     if (now - idle.since >= timeout) continue;  // expired: dropping it closes it
     // Every reuse is checked, however fresh: a byte waiting on an idle connection belongs to no
     // request (a stray or late response), and EOF means the peer is gone. Either way the
@@ -60,55 +96,53 @@ std::optional<UpstreamPool::tcp::socket> UpstreamPool::takeIdle(std::size_t clus
 
 bool UpstreamPool::canOpen(std::size_t cluster, std::size_t endpoint) const {
   const auto& cs = clusters_[cluster];
-  const auto& es = cs.endpoints[endpoint];
-  return es.busy + es.idle.size() < cs.config->max_connections;
+  const Endpoint& es = *cs.endpoints[endpoint];
+  return es.busy + es.idle.size() < cs.settings.max_connections;
 }
 
-void UpstreamPool::acquired(std::size_t cluster, std::size_t endpoint) {
-  ++clusters_[cluster].endpoints[endpoint].busy;
-  if (metrics_) metrics_->gauge(metrics_->upstreamBusy(cluster), 1);
+void UpstreamPool::acquired(Endpoint& ep) {
+  ++ep.busy;
+  add(ep.counters->busy, 1);
 }
 
-void UpstreamPool::release(std::size_t cluster, std::size_t endpoint, tcp::socket* reusable, Clock::time_point now) {
-  auto& cs = clusters_[cluster];
-  auto& es = cs.endpoints[endpoint];
-  --es.busy;
-  if (metrics_) metrics_->gauge(metrics_->upstreamBusy(cluster), -1);
-  if (reusable && reusable->is_open() && es.idle.size() < cs.config->max_idle) {
-    es.idle.push_back(Idle{std::move(*reusable), now});
-    idleChanged(cluster, 1);
+void UpstreamPool::release(Endpoint& ep, tcp::socket* reusable, std::uint32_t max_idle, Clock::time_point now) {
+  --ep.busy;
+  add(ep.counters->busy, -1);
+  if (reusable && reusable->is_open() && !ep.retired && ep.down_until <= now && ep.idle.size() < max_idle) {
+    ep.idle.push_back(Endpoint::Idle{std::move(*reusable), now});
+    add(ep.counters->idle, 1);
   }
+}
+
+void UpstreamPool::closeIdle(Endpoint& ep) {
+  add(ep.counters->idle, -static_cast<std::int64_t>(ep.idle.size()));
+  ep.idle.clear();
 }
 
 void UpstreamPool::eject(std::size_t cluster, std::size_t endpoint, Clock::time_point now) {
   auto& cs = clusters_[cluster];
-  cs.endpoints[endpoint].down_until = now + cs.config->eject_time;
-  idleChanged(cluster, -static_cast<std::int64_t>(cs.endpoints[endpoint].idle.size()));
-  cs.endpoints[endpoint].idle.clear();
+  Endpoint& ep = *cs.endpoints[endpoint];
+  ep.down_until = now + cs.settings.eject_time;
+  closeIdle(ep);
 }
 
 void UpstreamPool::sweep(Clock::time_point now) {
-  for (std::size_t c = 0; c < clusters_.size(); ++c) {
-    auto& cs = clusters_[c];
-    for (auto& es : cs.endpoints) {
+  for (auto& cs : clusters_) {
+    for (auto& ep : cs.endpoints) {
       // Oldest connections sit at the front of the LIFO.
       std::size_t expired = 0;
-      while (expired < es.idle.size() && now - es.idle[expired].since >= cs.config->idle_timeout) ++expired;
+      while (expired < ep->idle.size() && now - ep->idle[expired].since >= cs.settings.idle_timeout) ++expired;
       if (expired) {
-        es.idle.erase(es.idle.begin(), es.idle.begin() + static_cast<std::ptrdiff_t>(expired));
-        idleChanged(c, -static_cast<std::int64_t>(expired));
+        ep->idle.erase(ep->idle.begin(), ep->idle.begin() + static_cast<std::ptrdiff_t>(expired));
+        add(ep->counters->idle, -static_cast<std::int64_t>(expired));
       }
     }
   }
 }
 
 void UpstreamPool::closeAll() {
-  for (std::size_t c = 0; c < clusters_.size(); ++c)
-    for (auto& es : clusters_[c].endpoints) {
-      idleChanged(c, -static_cast<std::int64_t>(es.idle.size()));
-      es.idle.clear();
-    }
+  for (auto& cs : clusters_)
+    for (auto& ep : cs.endpoints) closeIdle(*ep);
 }
-
 
 }  // namespace fledge::proxy

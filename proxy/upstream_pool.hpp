@@ -1,41 +1,70 @@
 #pragma once
-// Per-worker upstream state: kept-alive connections per endpoint, load-balancing picks,
-// and passive ejection of endpoints that refuse connections. Owned by one worker thread,
-// so nothing here is locked.
-#include <boost/asio/io_context.hpp>
+// Per-worker upstream state for one configuration: each cluster's settings (copied, so the pool
+// never points into a snapshot), load-balancing picks, and per-endpoint state — kept-alive
+// connections, busy count, passive ejection. Endpoint state is shared with the next
+// configuration's pool when the endpoint survives the change (same cluster name and address),
+// so its connections and counts carry over; an endpoint that does not survive is retired: its
+// idle connections close and connections released to it later are closed.
+// Owned by one worker thread, so nothing here is locked.
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
+#include "proxy/config.hpp"
 #include "proxy/metrics.hpp"
-#include "proxy/snapshot.hpp"
 
 namespace fledge::proxy {
+
+struct Snapshot;
 
 class UpstreamPool {
  public:
   using Clock = std::chrono::steady_clock;
   using tcp = boost::asio::ip::tcp;
 
-  // `metrics` (may be null) receives the busy/idle connection gauges.
-  UpstreamPool(const Snapshot& snap, WorkerMetrics* metrics);
+  struct Endpoint {
+    tcp::endpoint address;
+    struct Idle {
+      tcp::socket socket;
+      Clock::time_point since;
+    };
+    std::vector<Idle> idle;  // LIFO: the most recently used connection is the warmest
+    std::uint32_t busy = 0;
+    Clock::time_point down_until{};
+    bool retired = false;
+    std::shared_ptr<ClusterCounters> counters;  // the cluster's connection gauges
+  };
+  using EndpointRef = std::shared_ptr<Endpoint>;
 
-  // Chooses an endpoint of `cluster` by its LB policy, skipping ejected endpoints and those whose
-  // bit is set in `exclude`. nullopt when none is available.
+  // `metrics` supplies each cluster's counter block; `previous` (may be null) the endpoint state
+  // to carry over. Endpoints of `previous` that this pool does not carry are retired.
+  UpstreamPool(const Snapshot& snap, const WorkerMetrics& metrics, UpstreamPool* previous);
+  ~UpstreamPool();
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  const ClusterConfig& settings(std::size_t cluster) const { return clusters_[cluster].settings; }
+
+  // Chooses an endpoint of `cluster` by its LB policy, skipping ejected and retired endpoints and
+  // those whose bit is set in `exclude`. nullopt when none is available.
   std::optional<std::size_t> pick(std::size_t cluster, std::uint64_t exclude, Clock::time_point now);
+  const EndpointRef& endpoint(std::size_t cluster, std::size_t i) const { return clusters_[cluster].endpoints[i]; }
 
-  // A kept-alive connection that the peer has not closed, or nullopt.
+  // A kept-alive connection with nothing waiting on it (no stray byte, no EOF), or nullopt.
   std::optional<tcp::socket> takeIdle(std::size_t cluster, std::size_t endpoint, Clock::time_point now);
 
   // Whether a new connection may be opened (the per-endpoint cap counts busy + idle).
   bool canOpen(std::size_t cluster, std::size_t endpoint) const;
 
-  // Bookkeeping for a connection a request holds; every acquire is paired with one release.
-  void acquired(std::size_t cluster, std::size_t endpoint);
-  void release(std::size_t cluster, std::size_t endpoint, tcp::socket* reusable, Clock::time_point now);
+  // Bookkeeping for a connection a request holds; every acquire is paired with one release,
+  // which goes to the endpoint state (whatever configuration is current by then).
+  static void acquired(Endpoint& ep);
+  // `max_idle` is the cluster setting of the configuration the request pinned.
+  static void release(Endpoint& ep, tcp::socket* reusable, std::uint32_t max_idle, Clock::time_point now);
 
   void eject(std::size_t cluster, std::size_t endpoint, Clock::time_point now);
 
@@ -43,27 +72,14 @@ class UpstreamPool {
   void sweep(Clock::time_point now);
   void closeAll();
 
-
  private:
-  struct Idle {
-    tcp::socket socket;
-    Clock::time_point since;
-  };
-  struct EndpointState {
-    std::vector<Idle> idle;  // LIFO: the most recently used connection is the warmest
-    std::uint32_t busy = 0;
-    Clock::time_point down_until{};
-  };
-  struct ClusterState {
-    const ClusterConfig* config;
-    std::vector<EndpointState> endpoints;
+  struct Cluster {
+    ClusterConfig settings;
+    std::vector<EndpointRef> endpoints;
     std::size_t next = 0;  // round-robin cursor
   };
-  void idleChanged(std::size_t cluster, std::int64_t d) {
-    if (metrics_) metrics_->gauge(metrics_->upstreamIdle(cluster), d);
-  }
-  std::vector<ClusterState> clusters_;
-  WorkerMetrics* metrics_;
+  static void closeIdle(Endpoint& ep);
+  std::vector<Cluster> clusters_;
 };
 
 }  // namespace fledge::proxy

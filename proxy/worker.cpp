@@ -28,13 +28,16 @@ std::uint64_t splitmix64(std::uint64_t& s) {
 
 }  // namespace
 
+Generation::Generation(std::shared_ptr<const Snapshot> s, MetricsRegistry& registry, Generation* previous)
+    : snap(std::move(s)),
+      metrics(std::make_shared<WorkerMetrics>(*snap, registry, snap->config.metrics.enabled)),
+      pool(*snap, *metrics, previous ? &previous->pool : nullptr) {}
+
 Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snap)
     : index_(index),
-      snap_(std::move(snap)),
-      metrics_((all_metrics_.push_back(std::make_unique<WorkerMetrics>(MetricsLayout(*snap_), snap_->config.metrics.enabled)),
-                all_metrics_.back().get())),
-      pool_(std::make_shared<UpstreamPool>(*snap_, metrics_)),
-      sweep_interval_(sweepInterval(snap_->config.timeouts)) {
+      gen_(std::make_shared<Generation>(std::move(snap), registry_, nullptr)),
+      published_metrics_(gen_->metrics),
+      sweep_interval_(sweepInterval(gen_->snap->config.timeouts)) {
   std::random_device rd;
   rng_state_ = (std::uint64_t{rd()} << 32) ^ rd() ^ index;
   // One thread runs this context: let Asio skip its internal locking where it can.
@@ -46,7 +49,7 @@ Worker::~Worker() {
   stop();
   join();
   acceptors_.clear();
-  pool_->closeAll();
+  gen_->pool.closeAll();
   sweep_timer_.reset();
   ioc_.reset();  // frees remaining sessions while the pool and metrics still exist
 }
@@ -92,7 +95,7 @@ void Worker::accept(std::size_t i) {
       });
       return;
     }
-    const auto cap = snap_->config.limits.max_connections;
+    const auto cap = gen_->snap->config.limits.max_connections;
     if (cap == 0 || session_count_ < cap) std::make_shared<Session>(*this, std::move(socket))->start();
     accept(i);
   });
@@ -111,7 +114,7 @@ void Worker::sweep() {
   auto now = Clock::now();
   // checkDeadline only cancels operations; no session is freed while we iterate.
   for (auto& s : sessions_) s.checkDeadline(now);
-  pool_->sweep(now);
+  gen_->pool.sweep(now);
 }
 
 void Worker::drain() {
@@ -120,7 +123,7 @@ void Worker::drain() {
     draining_ = true;
     boost::system::error_code ec;
     for (auto& a : acceptors_) a.close(ec);
-    pool_->closeAll();
+    gen_->pool.closeAll();
     for (auto& s : sessions_) s.onDrain();
   });
 }
@@ -133,80 +136,43 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::mirror(std::string request, WorkerMetrics& metrics, std::size_t route, std::size_t cluster,
-                    std::uint32_t max_in_flight, std::chrono::milliseconds timeout) {
-  if (draining_) return;
-  if (mirrors_in_flight_ >= max_in_flight) {
-    metrics.mirror(route, MirrorResult::kDropped);
-    return;
-  }
-  if (cluster >= snap_->clusters.size()) return;  // the config changed under this request
-  auto ep = pool_->pick(cluster, 0, Clock::now());
+bool Worker::admitMirror(std::uint32_t max_in_flight) {
+  if (draining_ || mirrors_in_flight_ >= max_in_flight) return false;
+  ++mirrors_in_flight_;
+  return true;
+}
+
+void Worker::mirror(std::string request, std::shared_ptr<Generation> gen, std::size_t route, std::size_t cluster,
+                    std::chrono::milliseconds timeout) {
+  // The slot reserved by admitMirror passes to the MirrorCall, or is given back here.
+  auto ep = draining_ ? std::nullopt : gen->pool.pick(cluster, 0, Clock::now());
   if (!ep) {
-    metrics.mirror(route, MirrorResult::kFailed);
+    releaseMirrorSlot();
+    gen->metrics->mirror(route, MirrorResult::kFailed);
     return;
   }
-  metrics.mirror(route, MirrorResult::kSent);
-  std::make_shared<MirrorCall>(*this, std::move(request), metrics, route, snap_->clusters[cluster].endpoints[*ep], timeout)->start();
+  gen->metrics->mirror(route, MirrorResult::kSent);
+  auto address = gen->pool.endpoint(cluster, *ep)->address;
+  std::make_shared<MirrorCall>(*this, std::move(request), std::move(gen), route, address, timeout)->start();
 }
-
-namespace {
-
-// Same routes, arms, clusters and flags (in order): the metrics layout and pool indexes hold.
-bool sameShape(const Snapshot& a, const Snapshot& b) {
-  const auto& x = a.config;
-  const auto& y = b.config;
-  if (x.clusters.size() != y.clusters.size() || x.routes.size() != y.routes.size()) return false;
-  for (std::size_t i = 0; i < x.clusters.size(); ++i)
-    if (x.clusters[i].name != y.clusters[i].name || a.clusters[i].endpoints != b.clusters[i].endpoints) return false;
-  for (std::size_t i = 0; i < x.routes.size(); ++i) {
-    const auto& r = x.routes[i];
-    const auto& s = y.routes[i];
-    if (r.name != s.name || r.split.has_value() != s.split.has_value()) return false;
-    if (r.split) {
-      if (r.split->arms.size() != s.split->arms.size()) return false;
-      for (std::size_t j = 0; j < r.split->arms.size(); ++j)
-        if (r.split->arms[j].name != s.split->arms[j].name) return false;
-    }
-  }
-  const auto* fx = x.flag_set.get();
-  const auto* fy = y.flag_set.get();
-  if ((fx ? fx->flags().size() : 0) != (fy ? fy->flags().size() : 0)) return false;
-  if (fx)
-    for (std::size_t i = 0; i < fx->flags().size(); ++i) {
-      const auto& f = fx->flags()[i];
-      const auto& g = fy->flags()[i];
-      if (f.key != g.key || f.variants.size() != g.variants.size()) return false;
-      for (std::size_t v = 0; v < f.variants.size(); ++v)
-        if (f.variants[v].name != g.variants[v].name) return false;
-    }
-  return x.metrics.enabled == y.metrics.enabled;
-}
-
-}  // namespace
 
 void Worker::publish(std::shared_ptr<const Snapshot> snap) {
   asio::post(*ioc_, [this, snap = std::move(snap)]() mutable { apply(std::move(snap)); });
 }
 
 void Worker::apply(std::shared_ptr<const Snapshot> snap) {
-  if (!sameShape(*snap_, *snap)) {
-    // New topology: fresh counters and a fresh pool. Sessions in flight keep the old pool (and
-    // release into it); its idle connections close now.
-    auto m = std::make_unique<WorkerMetrics>(MetricsLayout(*snap), snap->config.metrics.enabled);
-    WorkerMetrics::add(m->downstreamConnections(), static_cast<std::int64_t>(session_count_));
-    pool_->closeAll();
-    pool_ = std::make_shared<UpstreamPool>(*snap, m.get());
-    std::lock_guard lock(metrics_mu_);
-    metrics_ = m.get();
-    all_metrics_.push_back(std::move(m));
-  }
-  snap_ = std::move(snap);
+  // Requests in flight keep the generation they pinned; endpoints that survive keep their
+  // connections; counters carry over by name.
+  auto next = std::make_shared<Generation>(std::move(snap), registry_, gen_.get());
+  gen_ = std::move(next);
+  sweep_interval_ = sweepInterval(gen_->snap->config.timeouts);
+  std::lock_guard lock(metrics_mu_);
+  published_metrics_ = gen_->metrics;
 }
 
-const WorkerMetrics* Worker::currentMetrics() const {
+std::shared_ptr<const WorkerMetrics> Worker::currentMetrics() const {
   std::lock_guard lock(metrics_mu_);
-  return metrics_;
+  return published_metrics_;
 }
 
 std::uint64_t Worker::random() { return splitmix64(rng_state_); }

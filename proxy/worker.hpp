@@ -28,6 +28,18 @@ namespace fledge::proxy {
 class Session;
 class MirrorCall;
 
+// Everything a request reads for one configuration on one worker: the snapshot, the upstream
+// pool built for it and the metrics view laid out for it. A request pins the generation current
+// when it starts and releases it when it ends; retries and mirrors use the pinned one.
+struct Generation {
+  std::shared_ptr<const Snapshot> snap;
+  // Separately owned so that the admin thread can hold it without keeping the pool (whose
+  // sockets belong to this worker's thread) alive.
+  std::shared_ptr<WorkerMetrics> metrics;
+  UpstreamPool pool;
+  Generation(std::shared_ptr<const Snapshot> s, MetricsRegistry& registry, Generation* previous);
+};
+
 using SessionHook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
 class Worker {
@@ -52,28 +64,30 @@ class Worker {
 
   // --- used by sessions, on this worker's thread only ---
   boost::asio::io_context& ioc() { return *ioc_; }
-  const Snapshot& snapshot() const { return *snap_; }
-  std::shared_ptr<const Snapshot> pinSnapshot() const { return snap_; }
-  UpstreamPool& pool() { return *pool_; }
-  std::shared_ptr<UpstreamPool> poolShared() { return pool_; }
+  const Snapshot& snapshot() const { return *gen_->snap; }
+  const std::shared_ptr<Generation>& generation() const { return gen_; }
   // Thread-safe: new requests on this worker use `snap` from now on; requests in flight keep the
-  // snapshot (and upstream pool) they started with.
+  // generation they started with.
   void publish(std::shared_ptr<const Snapshot> snap);
-  // The metrics object in use (any thread).
-  const WorkerMetrics* currentMetrics() const;
+  // The metrics view in use (any thread).
+  std::shared_ptr<const WorkerMetrics> currentMetrics() const;
   bool draining() const { return draining_; }
   // A fresh 128-bit request id, as 32 lowercase hex digits.
   void newRequestId(char out[32]);
   std::uint64_t random();
 
-  // Starts a shadow copy to `cluster` unless `max_in_flight` copies are already running.
-  void mirror(std::string request, WorkerMetrics& metrics, std::size_t route, std::size_t cluster,
-              std::uint32_t max_in_flight, std::chrono::milliseconds timeout);
-  WorkerMetrics& metrics() { return *metrics_; }
+  // Shadow copies: a request reserves a slot when it decides to mirror (false: `max_in_flight`
+  // copies are already under way, nothing is buffered), then sends the copy on `gen` or gives the
+  // slot back.
+  bool admitMirror(std::uint32_t max_in_flight);
+  void releaseMirrorSlot() { --mirrors_in_flight_; }
+  void mirror(std::string request, std::shared_ptr<Generation> gen, std::size_t route, std::size_t cluster,
+              std::chrono::milliseconds timeout);
+  WorkerMetrics& metrics() { return *gen_->metrics; }
   void setAccessLog(AccessLog* log) { access_log_ = log; }
   AccessLog* accessLog() { return access_log_; }
   unsigned index() const { return index_; }
-  const WorkerMetrics& metrics() const { return *metrics_; }
+  WorkerCounters& counters() { return *registry_.worker(); }
   // Scratch for flag evaluation; requests on one worker run one at a time between awaits.
   flags::EvalScratch& evalScratch() { return eval_scratch_; }
   flags::Arena& contextArena() { return context_arena_; }
@@ -86,20 +100,17 @@ class Worker {
   void sweep();
 
   unsigned index_;
-  std::shared_ptr<const Snapshot> snap_;
   void apply(std::shared_ptr<const Snapshot> snap);  // on this worker's thread
 
-  // Every metrics object this worker has had: requests record into the one of the snapshot they
-  // started on, so none is freed before the worker.
-  std::vector<std::unique_ptr<WorkerMetrics>> all_metrics_;
-  WorkerMetrics* metrics_ = nullptr;
-  mutable std::mutex metrics_mu_;  // guards metrics_ for readers on other threads
+  MetricsRegistry registry_;  // before gen_: generations take their blocks from it
+  std::shared_ptr<Generation> gen_;
+  mutable std::mutex metrics_mu_;  // guards published_metrics_ for readers on other threads
+  std::shared_ptr<const WorkerMetrics> published_metrics_;
   AccessLog* access_log_ = nullptr;
-  std::shared_ptr<UpstreamPool> pool_;
   boost::intrusive::list<Session, boost::intrusive::base_hook<SessionHook>, boost::intrusive::constant_time_size<false>>
       sessions_;
   std::size_t session_count_ = 0;
-  std::uint32_t mirrors_in_flight_ = 0;  // shadow copies under way (their counts are in metrics)
+  std::uint32_t mirrors_in_flight_ = 0;  // shadow copies admitted and not finished
   flags::EvalScratch eval_scratch_;
   flags::Arena context_arena_;
   std::uint64_t rng_state_;

@@ -9,14 +9,20 @@ namespace fledge::admin {
 namespace {
 using namespace std::chrono_literals;
 
-std::shared_ptr<const proxy::Snapshot> snapshot() {
+std::shared_ptr<const proxy::Snapshot> snapshotOf(const std::string& routes) {
   auto r = proxy::parseConfig(R"({"listeners":[{"address":"127.0.0.1:0"}],
     "clusters":{"v1":{"endpoints":["127.0.0.1:1"]},"v2":{"endpoints":["127.0.0.1:2"]}},
-    "routes":[{"name":"web","split":{"arms":[{"name":"canary","cluster":"v2","weight":10},{"name":"stable","cluster":"v1","weight":90}]}}]})");
+    "routes":)" + routes + "}");
   EXPECT_TRUE(r.ok());
   std::string err;
   return proxy::Snapshot::create(std::move(*r.config), err);
 }
+
+std::shared_ptr<const proxy::Snapshot> snapshot() {
+  return snapshotOf(R"([{"name":"web","split":{"arms":[{"name":"canary","cluster":"v2","weight":10},{"name":"stable","cluster":"v1","weight":90}]}}])");
+}
+
+using Workers = Metrics::Workers;
 
 TEST(HistogramQuantile, InterpolatesWithinBuckets) {
   std::vector<std::uint64_t> b(proxy::kLatencyBuckets, 0);
@@ -31,9 +37,12 @@ TEST(HistogramQuantile, InterpolatesWithinBuckets) {
 TEST(ArmWindows, CompareCanaryWithStableOverTheLastSeconds) {
   auto snap = snapshot();
   ASSERT_TRUE(snap);
-  proxy::MetricsLayout layout(*snap);
-  proxy::WorkerMetrics w1(layout), w2(layout);
-  Metrics m(snap, {&w1, &w2});
+  proxy::MetricsRegistry r1, r2;
+  auto p1 = std::make_shared<proxy::WorkerMetrics>(*snap, r1);
+  auto p2 = std::make_shared<proxy::WorkerMetrics>(*snap, r2);
+  auto& w1 = *p1;
+  auto& w2 = *p2;
+  Metrics m(snap, Workers{p1, p2});
   auto t0 = Metrics::Clock::time_point{} + 1000s;
   // Old traffic, outside the window asked for later.
   for (int i = 0; i < 100; ++i) w1.request(0, 1, 200, 300us);
@@ -68,15 +77,105 @@ TEST(ArmWindows, CompareCanaryWithStableOverTheLastSeconds) {
 TEST(ArmWindows, RenderMergesWorkers) {
   auto snap = snapshot();
   ASSERT_TRUE(snap);
-  proxy::MetricsLayout layout(*snap);
-  proxy::WorkerMetrics w1(layout), w2(layout), off(layout, false);
-  w1.request(0, 0, 200, 1ms);
-  w2.request(0, 0, 204, 1ms);
-  off.request(0, 0, 200, 1ms);  // disabled: counts nothing
-  Metrics m(snap, {&w1, &w2, &off});
+  proxy::MetricsRegistry r1, r2, r3;
+  auto w1 = std::make_shared<proxy::WorkerMetrics>(*snap, r1);
+  auto w2 = std::make_shared<proxy::WorkerMetrics>(*snap, r2);
+  auto off = std::make_shared<proxy::WorkerMetrics>(*snap, r3, false);
+  w1->request(0, 0, 200, 1ms);
+  w2->request(0, 0, 204, 1ms);
+  off->request(0, 0, 200, 1ms);  // disabled: counts nothing
+  Metrics m(snap, Workers{w1, w2, off});
   std::string text = m.render();
   EXPECT_NE(text.find(R"(fledge_requests_total{route="web",arm="canary",cluster="v2",code="2xx"} 2)"), std::string::npos) << text;
   EXPECT_NE(text.find(R"(fledge_split_weight{route="web",arm="canary"} 10)"), std::string::npos) << text;
+}
+
+// Counters are keyed by name: a configuration change that keeps a series keeps its count, one
+// that removes it stops exporting it, and windows never go below zero.
+TEST(MetricCarryOver, SurvivingSeriesNeverGoBackwards) {
+  auto v1 = snapshot();
+  // v2: routes reordered, an arm added, stable's weight changed: indexes move, names stay.
+  auto v2 = snapshotOf(R"([{"name":"extra","cluster":"v1"},
+    {"name":"web","split":{"arms":[{"name":"dark","cluster":"v1","weight":1},{"name":"canary","cluster":"v2","weight":10},{"name":"stable","cluster":"v1","weight":89}]}}])");
+  // v3: the canary arm removed.
+  auto v3 = snapshotOf(R"([{"name":"web","split":{"arms":[{"name":"stable","cluster":"v1","weight":100},{"name":"dark","cluster":"v1","weight":0}]}}])");
+  ASSERT_TRUE(v1 && v2 && v3);
+  proxy::MetricsRegistry reg;
+  auto g1 = std::make_shared<proxy::WorkerMetrics>(*v1, reg);
+  for (int i = 0; i < 7; ++i) g1->request(0, 0, 200, 1ms);  // web/canary
+  for (int i = 0; i < 5; ++i) g1->request(0, 1, 503, 1ms);  // web/stable
+  g1->upstreamError(1, proxy::UpstreamError::kConnect);     // v2 cluster
+
+  auto g2 = std::make_shared<proxy::WorkerMetrics>(*v2, reg);
+  g1->request(0, 0, 200, 1ms);  // a request still running on v1 finishes after the change
+  g2->request(1, 1, 200, 1ms);  // web/canary, now at index [1][1]
+  g2->request(1, 2, 200, 1ms);  // web/stable
+  g2->request(0, 0, 200, 1ms);  // extra
+  EXPECT_EQ(proxy::read(g2->arm("web", "canary")->requests[1]), 9u);
+  EXPECT_EQ(proxy::read(g2->arm("web", "stable")->requests[4]), 5u);
+  EXPECT_EQ(proxy::read(g2->arm("web", "stable")->requests[1]), 1u);
+  EXPECT_EQ(proxy::read(g2->cluster("v2")->errors[0]), 1u);
+  EXPECT_EQ(g1->arm("web", "canary"), g2->arm("web", "canary"));  // one block, two views
+
+  Metrics m(v2, Workers{g2});
+  std::string text = m.render();
+  EXPECT_NE(text.find(R"(fledge_requests_total{route="web",arm="canary",cluster="v2",code="2xx"} 9)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(fledge_upstream_errors_total{cluster="v2",kind="connect"} 1)"), std::string::npos) << text;
+
+  auto g3 = std::make_shared<proxy::WorkerMetrics>(*v3, reg);
+  EXPECT_EQ(g3->arm("web", "canary"), nullptr);
+  Metrics m3(v3, Workers{g3});
+  std::string text3 = m3.render();
+  EXPECT_EQ(text3.find("arm=\"canary\""), std::string::npos) << text3;  // removed: not exported
+  EXPECT_NE(text3.find(R"(fledge_requests_total{route="web",arm="stable",cluster="v1",code="5xx"} 5)"), std::string::npos) << text3;
+
+  // Added back: it resumes its count instead of restarting at zero.
+  auto g4 = std::make_shared<proxy::WorkerMetrics>(*v1, reg);
+  EXPECT_EQ(proxy::read(g4->arm("web", "canary")->requests[1]), 9u);
+}
+
+TEST(MetricCarryOver, MemoryStaysBoundedUnderEndlessChanges) {
+  proxy::MetricsRegistry reg;
+  for (int i = 0; i < 3000; ++i) {
+    auto snap = snapshotOf(R"([{"name":"r)" + std::to_string(i) + R"(","cluster":"v1"}])");
+    ASSERT_TRUE(snap);
+    proxy::WorkerMetrics view(*snap, reg);
+    view.request(0, 0, 200, 1ms);
+  }
+  EXPECT_LE(reg.arms.liveSize(), 2u);  // the route and "no route"
+  EXPECT_LE(reg.arms.retiredSize(), proxy::BlockMap<proxy::ArmCounters>::kRetired);
+  EXPECT_LE(reg.routes.retiredSize(), proxy::BlockMap<proxy::RouteCounters>::kRetired);
+}
+
+TEST(ArmWindows, KeepCountingAcrossConfigurationChanges) {
+  auto v1 = snapshot();
+  auto v2 = snapshotOf(R"([{"name":"extra","cluster":"v1"},
+    {"name":"web","split":{"arms":[{"name":"canary","cluster":"v2","weight":50},{"name":"stable","cluster":"v1","weight":50}]}}])");
+  proxy::MetricsRegistry reg;
+  auto g1 = std::make_shared<proxy::WorkerMetrics>(*v1, reg);
+  std::shared_ptr<const proxy::Snapshot> current = v1;
+  Workers workers{g1};
+  Metrics m([&] { return std::make_pair(current, workers); });
+  auto t0 = Metrics::Clock::time_point{} + 1000s;
+  for (int i = 0; i < 10; ++i) g1->request(0, 0, 200, 1ms);
+  m.sample(t0);
+  for (int i = 0; i < 10; ++i) g1->request(0, 0, i < 2 ? 500 : 200, 1ms);
+  // The change: canary moves from index 0 to [1][0] and a route appears in front of it.
+  auto g2 = std::make_shared<proxy::WorkerMetrics>(*v2, reg);
+  current = v2;
+  workers = {g2};
+  m.sample(t0 + 1s);
+  for (int i = 0; i < 5; ++i) g2->request(1, 0, 200, 1ms);
+  for (int i = 0; i < 3; ++i) g2->request(0, 0, 200, 1ms);
+  m.sample(t0 + 2s);
+
+  ArmWindow canary = m.window("web", "canary", 2s);
+  EXPECT_EQ(canary.requests, 15u);
+  EXPECT_EQ(canary.errors, 2u);
+  EXPECT_EQ(m.window(1, 0, 2s).requests, 15u);  // by index in the current configuration
+  ArmWindow extra = m.window("extra", "", 2s);   // born within the window: counted from zero
+  EXPECT_EQ(extra.requests, 3u);
+  EXPECT_EQ(m.window("gone", "", 2s).requests, 0u);
 }
 
 }  // namespace
