@@ -299,7 +299,9 @@ const ApiToken* AdminApi::authenticate(const Request& req) const {
 
 void AdminApi::install(HttpServer& server) {
   for (auto verb : {http::verb::get, http::verb::put, http::verb::delete_, http::verb::post})
-    server.handlePrefix(verb, std::string(kPrefix), [this](const Request& req) { return handle(req); });
+    // Writes sync the store and resolve names: off the thread that answers health and metrics.
+    server.handlePrefix(verb, std::string(kPrefix), [this](const Request& req) { return handle(req); },
+                        HttpServer::Runs::kWorkThread);
 }
 
 AdminApi::Error AdminApi::apply(State& s, std::string_view method, std::string_view path, std::string_view body,

@@ -1,6 +1,9 @@
 #include "admin/http_server.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+
+#include <algorithm>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -40,12 +43,19 @@ class HttpServer::Connection : public std::enable_shared_from_this<Connection> {
       return fail(http::status::bad_request, "bad request");
     }
     Response res;
-    try {
-      res = server_.dispatch(parser_->get());
-    } catch (const std::exception& e) {
-      log::error("admin handler failed", {{"target", std::string(parser_->get().target())}, {"error", e.what()}});
-      res = text(parser_->get(), http::status::internal_server_error, "internal error");
+    const Route* route = server_.find(parser_->get(), res);
+    if (route && route->runs == Runs::kWorkThread) {
+      asio::post(server_.work_ioc_, [self = shared_from_this(), route] {
+        Response r = invoke(*route, self->parser_->get());
+        asio::post(self->stream_.get_executor(), [self, r = std::move(r)]() mutable { self->respond(std::move(r)); });
+      });
+      return;
     }
+    if (route) res = invoke(*route, parser_->get());
+    respond(std::move(res));
+  }
+
+  void respond(Response res) {
     res.keep_alive(parser_->get().keep_alive());
     res.prepare_payload();
     if (parser_->get().method() == http::verb::head) {
@@ -105,12 +115,12 @@ HttpServer::HttpServer(HttpServerOptions options) : options_(std::move(options))
 
 HttpServer::~HttpServer() { stop(); }
 
-void HttpServer::handle(http::verb method, std::string path, Handler handler) {
-  routes_.push_back(Route{method, std::move(path), false, std::move(handler)});
+void HttpServer::handle(http::verb method, std::string path, Handler handler, Runs runs) {
+  routes_.push_back(Route{method, std::move(path), false, std::move(handler), runs});
 }
 
-void HttpServer::handlePrefix(http::verb method, std::string prefix, Handler handler) {
-  routes_.push_back(Route{method, std::move(prefix), true, std::move(handler)});
+void HttpServer::handlePrefix(http::verb method, std::string prefix, Handler handler, Runs runs) {
+  routes_.push_back(Route{method, std::move(prefix), true, std::move(handler), runs});
 }
 
 tcp::endpoint HttpServer::listen(const tcp::endpoint& ep, boost::system::error_code& ec) {
@@ -144,10 +154,18 @@ void HttpServer::start() {
     arm(*p);
   }
   thread_ = std::thread([this] { ioc_.run(); });
+  if (std::any_of(routes_.begin(), routes_.end(), [](const Route& r) { return r.runs == Runs::kWorkThread; })) {
+    work_thread_ = std::thread([this] {
+      auto guard = asio::make_work_guard(work_ioc_);
+      work_ioc_.run();
+    });
+  }
 }
 
 void HttpServer::stop() {
   if (!thread_.joinable()) return;
+  work_ioc_.stop();
+  if (work_thread_.joinable()) work_thread_.join();
   ioc_.stop();
   thread_.join();
 }
@@ -160,7 +178,7 @@ void HttpServer::accept() {
   });
 }
 
-Response HttpServer::dispatch(const Request& req) const {
+const HttpServer::Route* HttpServer::find(const Request& req, Response& error) const {
   std::string_view target = req.target();
   std::string_view path = target.substr(0, target.find('?'));
   bool path_known = false;
@@ -168,12 +186,20 @@ Response HttpServer::dispatch(const Request& req) const {
     bool match = r.prefix ? path.substr(0, r.path.size()) == r.path : path == r.path;
     if (!match) continue;
     path_known = true;
-    if (r.method == req.method() || (r.method == http::verb::get && req.method() == http::verb::head)) {
-      return r.handler(req);
-    }
+    if (r.method == req.method() || (r.method == http::verb::get && req.method() == http::verb::head)) return &r;
   }
-  if (path_known) return text(req, http::status::method_not_allowed, "method not allowed");
-  return text(req, http::status::not_found, "not found");
+  error = path_known ? text(req, http::status::method_not_allowed, "method not allowed")
+                     : text(req, http::status::not_found, "not found");
+  return nullptr;
+}
+
+Response HttpServer::invoke(const Route& route, const Request& req) {
+  try {
+    return route.handler(req);
+  } catch (const std::exception& e) {
+    log::error("admin handler failed", {{"target", std::string(req.target())}, {"error", e.what()}});
+    return text(req, http::status::internal_server_error, "internal error");
+  }
 }
 
 Response HttpServer::text(const Request& req, http::status status, std::string body) {

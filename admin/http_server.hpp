@@ -35,10 +35,15 @@ class HttpServer {
   explicit HttpServer(HttpServerOptions options = {});
   ~HttpServer();
 
+  // Where a handler runs: on the server thread (fast handlers: health, metrics), or on a second
+  // thread of the server, in order, for handlers that may block (store writes, DNS), so they
+  // never delay the fast ones.
+  enum class Runs { kInline, kWorkThread };
+
   // Exact-path routes; `prefix` routes match any path that starts with the given prefix.
   // The first registered match wins. Unknown path → 404, known path with another method → 405.
-  void handle(boost::beast::http::verb method, std::string path, Handler handler);
-  void handlePrefix(boost::beast::http::verb method, std::string prefix, Handler handler);
+  void handle(boost::beast::http::verb method, std::string path, Handler handler, Runs runs = Runs::kInline);
+  void handlePrefix(boost::beast::http::verb method, std::string prefix, Handler handler, Runs runs = Runs::kInline);
 
   boost::asio::ip::tcp::endpoint listen(const boost::asio::ip::tcp::endpoint& ep, boost::system::error_code& ec);
   void start();
@@ -57,8 +62,11 @@ class HttpServer {
     std::string path;
     bool prefix;
     Handler handler;
+    Runs runs;
   };
-  Response dispatch(const Request& req) const;
+  // The route for `req`, or nullptr with `error` set to the 404/405 answer.
+  const Route* find(const Request& req, Response& error) const;
+  static Response invoke(const Route& route, const Request& req);  // exceptions become 500
   void accept();
 
   HttpServerOptions options_;
@@ -72,7 +80,8 @@ class HttpServer {
   boost::asio::io_context ioc_{1};
   boost::asio::ip::tcp::acceptor acceptor_{ioc_};
   std::vector<std::unique_ptr<Periodic>> periodic_;  // after ioc_: its timers go first
-  std::thread thread_;
+  mutable boost::asio::io_context work_ioc_{1};  // after ioc_: work still queued is dropped first
+  std::thread thread_, work_thread_;
 };
 
 }  // namespace fledge::admin

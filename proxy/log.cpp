@@ -41,8 +41,42 @@ bool enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::
 
 void appendJsonString(std::string& out, std::string_view s) { flags::appendJson(out, flags::Value::string(s)); }
 
+bool Limiter::allow(std::uint64_t& suppressed) {
+  return allow(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now().time_since_epoch()).count(),
+               suppressed);
+}
+
+bool Limiter::allow(std::int64_t now, std::uint64_t& suppressed) {
+  auto second = second_.load(std::memory_order_relaxed);
+  if (second != now && second_.compare_exchange_strong(second, now, std::memory_order_relaxed)) count_.store(0, std::memory_order_relaxed);
+  if (count_.fetch_add(1, std::memory_order_relaxed) < kPerSecond) {
+    suppressed = suppressed_.exchange(0, std::memory_order_relaxed);
+    return true;
+  }
+  suppressed_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+namespace {
+void writeLine(Level level, std::string_view msg, std::initializer_list<Field> fields, const Field* extra);
+}
+
+void limited(Limiter& limiter, Level level, std::string_view msg, std::initializer_list<Field> fields) {
+  if (!enabled(level)) return;
+  std::uint64_t suppressed = 0;
+  if (!limiter.allow(suppressed)) return;
+  if (suppressed == 0) return writeLine(level, msg, fields, nullptr);
+  const Field extra{"suppressed", std::to_string(suppressed)};
+  writeLine(level, msg, fields, &extra);
+}
+
 void write(Level level, std::string_view msg, std::initializer_list<Field> fields) {
   if (!enabled(level)) return;
+  writeLine(level, msg, fields, nullptr);
+}
+
+namespace {
+void writeLine(Level level, std::string_view msg, std::initializer_list<Field> fields, const Field* extra) {
   auto now = std::chrono::system_clock::now();
   auto secs = std::chrono::system_clock::to_time_t(now);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
@@ -59,12 +93,14 @@ void write(Level level, std::string_view msg, std::initializer_list<Field> field
   line += levelName(level);
   line += "\",\"msg\":";
   appendJsonString(line, msg);
-  for (const auto& [k, v] : fields) {
+  auto field = [&](const Field& f) {
     line.push_back(',');
-    appendJsonString(line, k);
+    appendJsonString(line, f.first);
     line.push_back(':');
-    appendJsonString(line, v);
-  }
+    appendJsonString(line, f.second);
+  };
+  for (const auto& f : fields) field(f);
+  if (extra) field(*extra);
   line += "}\n";
   std::lock_guard lock(g_mu);
   // One write(2) per line so lines from several threads never interleave.
@@ -75,5 +111,6 @@ void write(Level level, std::string_view msg, std::initializer_list<Field> field
     off += static_cast<std::size_t>(n);
   }
 }
+}  // namespace
 
 }  // namespace fledge::log

@@ -32,6 +32,9 @@ bool tokenEquals(std::string_view a, std::string_view b) {
 }
 
 constexpr std::size_t kReadSize = 16 * 1024;
+
+// One limiter per kind of upstream failure line (README: Logs).
+log::Limiter g_connect_timeout_log, g_connect_failed_log, g_response_timeout_log, g_mid_response_log, g_upstream_failed_log;
 constexpr std::size_t kResponseHeaderLimit = 64 * 1024;
 constexpr std::size_t kLingerMaxBytes = 1 << 20;
 constexpr std::chrono::milliseconds kLingerTime{2000};
@@ -461,11 +464,11 @@ void Session::onConnect(error_code ec) {
     const auto& rc = gen_->snap->clusters[cluster_];
     if (timed_out_) {
       gen_->metrics->upstreamError(cluster_, UpstreamError::kTimeout);
-      log::warn("upstream connect timeout", {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}});
+      log::limited(g_connect_timeout_log, log::Level::kWarn, "upstream connect timeout", {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}});
       releaseUpstream(false);
       return reply(504, "upstream connect timeout", true);
     }
-    log::warn("upstream connect failed",
+    log::limited(g_connect_failed_log, log::Level::kWarn, "upstream connect failed",
               {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}, {"error", ec.message()}});
     releaseUpstream(false);
     if (ec == asio::error::operation_aborted) return;  // drain / shutdown
@@ -681,7 +684,7 @@ void Session::onResponseHeader(error_code ec) {
   if (ec) {
     if (timed_out_) {
       gen_->metrics->upstreamError(cluster_, UpstreamError::kTimeout);
-      log::warn("upstream response timeout", {{"cluster", gen_->snap->clusters[cluster_].config->name},
+      log::limited(g_response_timeout_log, log::Level::kWarn, "upstream response timeout", {{"cluster", gen_->snap->clusters[cluster_].config->name},
                                               {"endpoint", gen_->snap->clusters[cluster_].names[endpoint_]}});
       releaseUpstream(false);
       return reply(504, "upstream timeout", true);
@@ -746,7 +749,7 @@ void Session::onResponseBodyRead(error_code ec) {
       }
       return upstreamFailed(ec, "response body");
     }
-    log::warn("upstream failed mid-response", {{"cluster", gen_->snap->clusters[cluster_].config->name},
+    log::limited(g_mid_response_log, log::Level::kWarn, "upstream failed mid-response", {{"cluster", gen_->snap->clusters[cluster_].config->name},
                                                {"error", timed_out_ ? "timeout" : ec.message()}});
     return abort();
   }
@@ -863,7 +866,7 @@ bool Session::retryOnFreshConnection(error_code ec) {
 void Session::upstreamFailed(error_code ec, const char* stage) {
   const auto& rc = gen_->snap->clusters[cluster_];
   gen_->metrics->upstreamError(cluster_, timed_out_ ? UpstreamError::kTimeout : UpstreamError::kReset);
-  log::warn("upstream failed", {{"cluster", rc.config->name},
+  log::limited(g_upstream_failed_log, log::Level::kWarn, "upstream failed", {{"cluster", rc.config->name},
                                 {"endpoint", rc.names[endpoint_]},
                                 {"stage", stage},
                                 {"error", ec.message()}});

@@ -74,10 +74,18 @@ void Worker::start() {
   for (std::size_t i = 0; i < acceptors_.size(); ++i) accept(i);
   scheduleSweep();
   thread_ = std::thread([this] {
-    try {
-      ioc_->run();
-    } catch (const std::exception& e) {
-      log::error("worker stopped by exception", {{"worker", std::to_string(index_)}, {"error", e.what()}});
+    // A handler that throws loses only its own operation: the objects it held (its session and
+    // connection) are released as the exception unwinds, and the worker runs on. The acceptor is
+    // never left bound with nobody serving it.
+    for (;;) {
+      try {
+        ioc_->run();
+        return;
+      } catch (const std::exception& e) {
+        log::error("handler exception; its connection was closed", {{"worker", std::to_string(index_)}, {"error", e.what()}});
+      } catch (...) {
+        log::error("handler exception; its connection was closed", {{"worker", std::to_string(index_)}});
+      }
     }
   });
 }
@@ -88,7 +96,8 @@ void Worker::accept(std::size_t i) {
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
       // EMFILE and friends: back off briefly instead of spinning.
-      log::warn("accept failed", {{"worker", std::to_string(index_)}, {"error", ec.message()}});
+      static log::Limiter accept_log;
+      log::limited(accept_log, log::Level::kWarn, "accept failed", {{"worker", std::to_string(index_)}, {"error", ec.message()}});
       auto t = std::make_shared<asio::steady_timer>(*ioc_, std::chrono::milliseconds(50));
       t->async_wait([this, i, t](boost::system::error_code) {
         if (!draining_) accept(i);
