@@ -102,19 +102,18 @@ std::string_view bufferView(const beast::flat_buffer& b) {
 
 }  // namespace
 
-Session::Session(Worker& worker, tcp::socket socket)
+// TCP_NODELAY comes from the listening socket and the peer address from accept(): no syscall
+// here but the switch to non-blocking mode that reads of idle connections rely on.
+Session::Session(Worker& worker, tcp::socket socket, const tcp::endpoint& peer)
     : w_(worker), down_(std::move(socket)), up_(worker.ioc()) {
   w_.sessions_.push_back(*this);
   ++w_.session_count_;
   add(w_.counters().downstream, 1);
   boost::system::error_code ec;
-  down_.set_option(tcp::no_delay(true), ec);
-  auto remote = down_.remote_endpoint(ec);
-  if (!ec) {
-    auto addr = remote.address();
-    if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
-    client_ip_ = addr.to_string();
-  }
+  down_.non_blocking(true, ec);
+  auto addr = peer.address();
+  if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
+  client_ip_ = addr.to_string();
 }
 
 Session::~Session() {
@@ -122,9 +121,14 @@ Session::~Session() {
   add(w_.counters().downstream, -1);
   if (has_upstream_) releaseUpstream(false);
   dropMirror();
+  if (x_) w_.exchanges().give(std::move(x_));
 }
 
-void Session::start() { readHeader(); }
+// A new connection's request is usually there already: read it now, wait only if it is not.
+void Session::start() {
+  arm(w_.snapshot().config.timeouts.idle);
+  onReadable({});
+}
 
 void Session::checkDeadline(Clock::time_point now) {
   if (now < deadline_) return;
@@ -137,7 +141,7 @@ void Session::checkDeadline(Clock::time_point now) {
 
 void Session::onDrain() {
   keep_alive_ = false;
-  if (phase_ == Phase::kIdle && buf_.size() == 0) {
+  if (phase_ == Phase::kIdle && !x_) {
     boost::system::error_code ec;
     down_.cancel(ec);
     down_.shutdown(tcp::socket::shutdown_both, ec);
@@ -153,22 +157,41 @@ void Session::readHeader() {
   routed_any_ = false;
   head_ = false;
   response_started_ = false;  // a new exchange: nothing of its response is out yet
-  const auto& cfg = w_.snapshot().config;
-  res_.reset();
-  req_.emplace(req_head_, sink_);
-  req_->underscores(cfg.http.underscores_in_headers);
-  start_line_done_ = false;
-  req_->header_limit(cfg.limits.max_header_bytes);
-  req_->body_limit(cfg.limits.max_body_bytes ? cfg.limits.max_body_bytes : std::numeric_limits<std::uint64_t>::max());
-  if (buf_.size() != 0) {
+  if (x_ && x_->buf.size() != 0) {  // pipelined
+    prepareParser();
     phase_ = Phase::kHeader;
-    arm(cfg.timeouts.header_read);
+    arm(w_.snapshot().config.timeouts.header_read);
     parseBufferedHeader();
     return;
   }
   if (w_.draining() || !keep_alive_) return lingerClose();
-  arm(cfg.timeouts.idle);
-  down_.async_read_some(buf_.prepare(kReadSize), beast::bind_front_handler(&Session::onHeaderRead, shared_from_this()));
+  // Idle: nothing in flight, so the exchange's memory goes back to the worker until bytes come.
+  w_.exchanges().give(std::move(x_));
+  arm(w_.snapshot().config.timeouts.idle);
+  down_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) { self->onReadable(ec); });
+}
+
+void Session::onReadable(error_code ec) {
+  if (ec) return;  // idle timeout, drain or shutdown: just close
+  if (!x_) x_ = w_.exchanges().take();
+  std::size_t n = down_.read_some(x_->buf.prepare(kReadSize), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) {
+    w_.exchanges().give(std::move(x_));
+    down_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code e) { self->onReadable(e); });
+    return;
+  }
+  prepareParser();
+  onHeaderRead(ec, n);
+}
+
+void Session::prepareParser() {
+  const auto& cfg = w_.snapshot().config;
+  x_->res.reset();
+  x_->req.emplace(x_->req_head, x_->sink);
+  x_->req->underscores(cfg.http.underscores_in_headers);
+  start_line_done_ = false;
+  x_->req->header_limit(cfg.limits.max_header_bytes);
+  x_->req->body_limit(cfg.limits.max_body_bytes ? cfg.limits.max_body_bytes : std::numeric_limits<std::uint64_t>::max());
 }
 
 void Session::onHeaderRead(error_code ec, std::size_t n) {
@@ -176,7 +199,7 @@ void Session::onHeaderRead(error_code ec, std::size_t n) {
     if (timed_out_ && phase_ == Phase::kHeader) return reply(408, "request header timeout", true);
     return;  // idle timeout, client closed, or drain: just close
   }
-  buf_.commit(n);
+  x_->buf.commit(n);
   if (phase_ == Phase::kIdle) {
     phase_ = Phase::kHeader;
     arm(w_.snapshot().config.timeouts.header_read);  // slowloris: the whole header within this time
@@ -188,25 +211,25 @@ void Session::parseBufferedHeader() {
   const auto& limits = w_.snapshot().config.limits;
   error_code ec;
   // Tolerate empty lines before a request (RFC 9112 §2.2).
-  while (buf_.size() >= 2 && bufferView(buf_).substr(0, 2) == "\r\n") buf_.consume(2);
-  while (buf_.size() >= 1 && bufferView(buf_)[0] == '\n') buf_.consume(1);
-  if (buf_.size() != 0) {
-    std::size_t used = req_->put(buf_.data(), ec);
-    buf_.consume(used);
+  while (x_->buf.size() >= 2 && bufferView(x_->buf).substr(0, 2) == "\r\n") x_->buf.consume(2);
+  while (x_->buf.size() >= 1 && bufferView(x_->buf)[0] == '\n') x_->buf.consume(1);
+  if (x_->buf.size() != 0) {
+    std::size_t used = x_->req->put(x_->buf.data(), ec);
+    x_->buf.consume(used);
     // Beast consumes the start line as soon as it is complete, before the fields are.
     if (used != 0) start_line_done_ = true;
     if (ec == http::error::need_more) ec = {};
     if (ec) return onHeaderError(ec);
-    if (req_->is_header_done()) return onHeader();
-    if (!start_line_done_ && requestLineTooLong(bufferView(buf_), limits.max_request_line))
+    if (x_->req->is_header_done()) return onHeader();
+    if (!start_line_done_ && requestLineTooLong(bufferView(x_->buf), limits.max_request_line))
       return reply(414, "request line too long", true);
   }
-  down_.async_read_some(buf_.prepare(kReadSize), beast::bind_front_handler(&Session::onHeaderRead, shared_from_this()));
+  down_.async_read_some(x_->buf.prepare(kReadSize), beast::bind_front_handler(&Session::onHeaderRead, shared_from_this()));
 }
 
 void Session::onHeaderError(error_code ec) {
   if (ec == http::error::header_limit) {
-    if (!start_line_done_ && requestLineTooLong(bufferView(buf_), w_.snapshot().config.limits.max_request_line))
+    if (!start_line_done_ && requestLineTooLong(bufferView(x_->buf), w_.snapshot().config.limits.max_request_line))
       return reply(414, "request line too long", true);
     return reply(431, "request header too large", true);
   }
@@ -221,8 +244,8 @@ void Session::onHeader() {
   disarm();
   beginExchange(true);
   const auto& cfg = w_.snapshot().config;
-  const Head& head = req_head_;
-  version_ = req_->version();
+  const Head& head = x_->req_head;
+  version_ = x_->req->version();
   if (version_ != 10 && version_ != 11) return reply(505, "http version not supported", true);
   if (head.size() > cfg.limits.max_headers) return reply(431, "too many header fields", true);
   std::string_view target = head.startB();
@@ -232,17 +255,18 @@ void Session::onHeader() {
   // leaves the body length undefined for a request (RFC 9112 §6.3), so refuse it. Codings other
   // than chunked are ones Fledge would not apply: 501, as nginx answers.
   if (head.has(http::field::transfer_encoding)) {
-    if (!req_->chunked()) return reply(400, "bad request: unsupported transfer-encoding", true);
+    if (!x_->req->chunked()) return reply(400, "bad request: unsupported transfer-encoding", true);
     if (!onlyChunked(head)) return reply(501, "transfer-coding not implemented", true);
   }
   std::size_t host_count = head.count(http::field::host);
   if (host_count > 1 || (version_ == 11 && host_count == 0)) return reply(400, "bad request: host", true);
   if (!isValidHost(head.value(http::field::host))) return reply(400, "bad request: host", true);
 
-  keep_alive_ = req_->keep_alive() && !w_.draining();
-  head_ = req_->method() == http::verb::head;
-  request_has_body_ = !req_->is_done();
-  auto content_length = req_->content_length();
+  client_close_ = !x_->req->keep_alive();
+  keep_alive_ = !client_close_ && !w_.draining();
+  head_ = x_->req->method() == http::verb::head;
+  request_has_body_ = !x_->req->is_done();
+  auto content_length = x_->req->content_length();
   if (content_length && cfg.limits.max_body_bytes && *content_length > cfg.limits.max_body_bytes)
     return reply(413, "request body too large", true);
 
@@ -263,27 +287,27 @@ void Session::onHeader() {
     if (host.empty() || !isValidHost(host)) return reply(400, "bad request: target authority", true);
     target = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
     if (target[0] == '?') {
-      absolute_target_.assign("/").append(target);
-      target = absolute_target_;
+      x_->absolute_target.assign("/").append(target);
+      target = x_->absolute_target;
     }
-  } else if (target.empty() || (target[0] != '/' && !(target == "*" && req_->method() == http::verb::options))) {
+  } else if (target.empty() || (target[0] != '/' && !(target == "*" && x_->req->method() == http::verb::options))) {
     return reply(400, "bad request: target", true);
   }
   std::string_view path = target.substr(0, target.find('?'));
   std::string_view forward_target = target;
   if (target != "*") {
     const HttpConfig& hc = cfg.http;
-    switch (normalizePath(path, hc.encoded_slashes, normalized_)) {
+    switch (normalizePath(path, hc.encoded_slashes, x_->normalized)) {
       case PathStatus::kBad: return reply(400, "bad request: path", true);
       case PathStatus::kNormal: break;
       case PathStatus::kChanged: {
         if (hc.path_normalization == PathNormalization::kReject) return reply(400, "bad request: path not normalized", true);
-        const std::size_t path_len = normalized_.size();
+        const std::size_t path_len = x_->normalized.size();
         if (hc.path_normalization == PathNormalization::kForwardNormalized) {
-          normalized_.append(target.substr(path.size()));  // the query, untouched
-          forward_target = normalized_;
+          x_->normalized.append(target.substr(path.size()));  // the query, untouched
+          forward_target = x_->normalized;
         }
-        path = std::string_view(normalized_).substr(0, path_len);
+        path = std::string_view(x_->normalized).substr(0, path_len);
         break;
       }
     }
@@ -296,8 +320,8 @@ void Session::onHeader() {
   const RequestView view{head, forward_target, head.startA(), host, client_ip_};
 
   // Flags: evaluated on a context built from this request; results go upstream in one header.
-  flags_header_.clear();
-  down_extra_.clear();
+  x_->flags_header.clear();
+  x_->down_extra.clear();
   const RouteFlags& rf = gen_->snap->route_flags[*route];
   if (rf.active()) {
     const flags::FlagSet& set = *gen_->snap->config.flag_set;
@@ -319,11 +343,11 @@ void Session::onHeader() {
                                   ev.variant ? static_cast<int>(ev.variant - f->variants.data()) : -1,
                                   static_cast<std::size_t>(ev.reason));
       if (!ev.variant) continue;  // disabled, no default, or an error: nothing to pass on
-      if (!flags_value_.empty()) flags_value_.append(", ");
-      flags_value_.append(gen_->snap->flag_items[static_cast<std::size_t>(f - set.flags().data())]
+      if (!x_->flags_value.empty()) x_->flags_value.append(", ");
+      x_->flags_value.append(gen_->snap->flag_items[static_cast<std::size_t>(f - set.flags().data())]
                                            [static_cast<std::size_t>(ev.variant - f->variants.data())]);
     }
-    if (!flags_value_.empty() && !appendHeaderLine(flags_header_, "x-fledge-flags", flags_value_)) flags_value_.clear();
+    if (!x_->flags_value.empty() && !appendHeaderLine(x_->flags_header, "x-fledge-flags", x_->flags_value)) x_->flags_value.clear();
   }
 
   // Canary split: the arm decides the cluster; the upstream learns the arm.
@@ -332,13 +356,13 @@ void Session::onHeader() {
     std::size_t arm = chooseArm(rs, view);
     arm_idx_ = arm;
     cluster_ = rs.config->arms[arm].cluster_index;
-    flags_header_.append(rs.upstream_lines[arm]);
-    if (rs.config->expose_arm_header) down_extra_.append(rs.upstream_lines[arm]);
+    x_->flags_header.append(rs.upstream_lines[arm]);
+    if (rs.config->expose_arm_header) x_->down_extra.append(rs.upstream_lines[arm]);
   }
 
   // Shadow traffic: decide now, copy the body while it streams, send once the primary has it all.
   // Admitted (a slot reserved) before anything is buffered for it.
-  mirror_body_.clear();
+  x_->mirror_body.clear();
   if (const auto& mc = gen_->snap->config.routes[*route].mirror; mc && w_.random() % kSplitScale < mc->parts) {
     if (content_length && *content_length > mc->max_body_bytes) {
       // too large: not mirrored (chunked bodies are checked as they stream)
@@ -358,12 +382,12 @@ void Session::onHeader() {
   fwd_target_ = info.target;
   fwd_host_ = info.host;
   routed_host_ = host;
-  if (req_->chunked()) info.framing = Framing::kChunked;
+  if (x_->req->chunked()) info.framing = Framing::kChunked;
   else if (content_length) info.framing = Framing::kLength, info.content_length = *content_length;
   info.forward = ForwardInfo{client_ip_, "http", std::string_view(rid, sizeof request_id_)};
-  info.extra = flags_header_;
-  out_head_.clear();
-  appendRequestHead(out_head_, head, info);
+  info.extra = x_->flags_header;
+  x_->out_head.clear();
+  appendRequestHead(x_->out_head, head, info);
   out_framing_ = info.framing;
 
   tried_ = 0;
@@ -414,13 +438,13 @@ std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
     char id[32];
     w_.newRequestId(id);
     const AssignCookieConfig& ac = *sc.assign_cookie;
-    std::string& cookie = scratch_;
+    std::string& cookie = x_->scratch;
     cookie.assign(ac.name).append("=").append(id, sizeof id);
     cookie.append("; Path=").append(ac.path).append("; Max-Age=").append(std::to_string(ac.max_age));
     cookie.append("; SameSite=").append(ac.same_site);
     if (ac.secure) cookie.append("; Secure");
     if (ac.http_only) cookie.append("; HttpOnly");
-    appendHeaderLine(down_extra_, "Set-Cookie", cookie);
+    appendHeaderLine(x_->down_extra, "Set-Cookie", cookie);
     return rs.table.pick(splitPoint(sc.salt, std::string_view(id, sizeof id)));
   }
   return rs.table.pick(static_cast<std::uint32_t>(w_.random() % kSplitScale));
@@ -436,7 +460,7 @@ void Session::connectUpstream() {
   auto ep = pool.pick(cluster_, tried_, now);
   if (!ep) {
     if (any_refused_) return reply(502, "upstream refused connection", true);
-    return reply(503, "no healthy upstream", !keep_alive_ || !req_->is_done());
+    return reply(503, "no healthy upstream", !keep_alive_ || !x_->req->is_done());
   }
   endpoint_ = *ep;
   up_ep_ = pool.endpoint(cluster_, endpoint_);
@@ -484,19 +508,12 @@ void Session::onConnect(error_code ec) {
   onUpstreamReady();
 }
 
-// The body comes first: one chunk (all of a body up to kChunk) is read before an upstream
+// The body comes first: one chunk (all of a body up to Exchange::kChunk) is read before an upstream
 // connection is taken, so a client that trickles a small body holds no upstream connection.
 void Session::startBody() {
-  if (!chunk_) {
-    chunk_ = std::make_unique<char[]>(kChunk);
-    // Beast reads into a flat_buffer's spare capacity (at least 512 bytes): give it room so
-    // large bodies move in big reads, not 512-byte ones.
-    ubuf_.reserve(kChunk);
-    buf_.reserve(kChunk);
-  }
   request_sent_ = false;
   body_started_ = Clock::now();
-  sink_.reset(chunk_.get(), kChunk);
+  x_->sink.reset(x_->chunk.get(), Exchange::kChunk);
   phase_ = Phase::kRequest;
   if (expect_continue_) {
     expect_continue_ = false;
@@ -506,9 +523,9 @@ void Session::startBody() {
 }
 
 void Session::send100Continue() {
-  scratch_ = "HTTP/1.1 100 Continue\r\n\r\n";
+  x_->scratch = "HTTP/1.1 100 Continue\r\n\r\n";
   arm(gen_->snap->config.timeouts.body_read);
-  asio::async_write(down_, asio::buffer(scratch_), [self = shared_from_this()](error_code ec, std::size_t) {
+  asio::async_write(down_, asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
     self->readBody();
   });
@@ -516,7 +533,7 @@ void Session::send100Continue() {
 
 void Session::onUpstreamReady() {
   head_pending_ = true;  // (re)sent whole on every upstream attempt
-  ubuf_.clear();
+  x_->ubuf.clear();
   writeRequest();  // the piece read before connecting
 }
 
@@ -524,18 +541,18 @@ void Session::onUpstreamReady() {
 // Request body: downstream -> upstream, one chunk at a time
 
 bool Session::pieceComplete() const {
-  if (req_->is_done()) return true;
-  if (sink_.size == 0) return false;
-  return has_upstream_ || sink_.size == sink_.capacity;  // before connecting: a full chunk
+  if (x_->req->is_done()) return true;
+  if (x_->sink.size == 0) return false;
+  return has_upstream_ || x_->sink.size == x_->sink.capacity;  // before connecting: a full chunk
 }
 
 void Session::readBody() {
   // Bytes already buffered (pipelined or sent with the header) need no read.
-  if (buf_.size() != 0 && !req_->is_done()) {
+  if (x_->buf.size() != 0 && !x_->req->is_done()) {
     error_code ec;
-    while (buf_.size() != 0 && sink_.size < sink_.capacity && !req_->is_done()) {
-      std::size_t used = req_->put(buf_.data(), ec);
-      buf_.consume(used);
+    while (x_->buf.size() != 0 && x_->sink.size < x_->sink.capacity && !x_->req->is_done()) {
+      std::size_t used = x_->req->put(x_->buf.data(), ec);
+      x_->buf.consume(used);
       if (ec == http::error::need_more || ec == http::error::need_buffer) {
         ec = {};
         if (used == 0) break;
@@ -551,7 +568,7 @@ void Session::readBody() {
   }
   if (pieceComplete()) return onBodyPiece();
   armBody();
-  http::async_read_some(down_, buf_, *req_, [self = shared_from_this()](error_code ec, std::size_t) {
+  http::async_read_some(down_, x_->buf, *x_->req, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onRequestBodyRead(ec);
   });
 }
@@ -561,7 +578,7 @@ void Session::armBody() {
   auto deadline = Clock::now() + cfg.timeouts.body_read;
   // Slow uploads: past the first body_read, the body must average min_body_rate bytes/s.
   if (const std::uint64_t rate = cfg.limits.min_body_rate) {
-    const auto earned = std::chrono::milliseconds((bytes_in_ + sink_.size) * 1000 / rate);
+    const auto earned = std::chrono::milliseconds((bytes_in_ + x_->sink.size) * 1000 / rate);
     deadline = std::min(deadline, body_started_ + cfg.timeouts.body_read + earned);
   }
   deadline_ = deadline;
@@ -582,12 +599,12 @@ void Session::onRequestBodyRead(error_code ec) {
 }
 
 void Session::onBodyPiece() {
-  bytes_in_ += sink_.size;
-  if (mirror_ && sink_.size != 0) {
-    if (mirror_body_.size() + sink_.size > mirror_->max_body_bytes) {
+  bytes_in_ += x_->sink.size;
+  if (mirror_ && x_->sink.size != 0) {
+    if (x_->mirror_body.size() + x_->sink.size > mirror_->max_body_bytes) {
       dropMirror();  // too large to mirror
     } else {
-      mirror_body_.append(chunk_.get(), sink_.size);
+      x_->mirror_body.append(x_->chunk.get(), x_->sink.size);
     }
   }
   if (!has_upstream_) return connectUpstream();
@@ -595,7 +612,7 @@ void Session::onBodyPiece() {
 }
 
 void Session::frameOut(std::size_t n, bool last) {
-  out_bufs_[0] = head_pending_ ? asio::buffer(out_head_) : asio::const_buffer();
+  out_bufs_[0] = head_pending_ ? asio::buffer(x_->out_head) : asio::const_buffer();
   out_bufs_[1] = out_bufs_[2] = out_bufs_[3] = asio::const_buffer();
   const bool chunked = out_framing_ == Framing::kChunked;
   if (n != 0) {
@@ -605,7 +622,7 @@ void Session::frameOut(std::size_t n, bool last) {
       r.ptr[1] = '\n';
       out_bufs_[1] = asio::buffer(chunk_line_, static_cast<std::size_t>(r.ptr + 2 - chunk_line_));
     }
-    out_bufs_[2] = asio::buffer(chunk_.get(), n);
+    out_bufs_[2] = asio::buffer(x_->chunk.get(), n);
   }
   if (chunked) {
     static constexpr std::string_view kEnd = "\r\n0\r\n\r\n";
@@ -615,8 +632,8 @@ void Session::frameOut(std::size_t n, bool last) {
 }
 
 void Session::writeRequest() {
-  const bool last = req_->is_done();
-  frameOut(sink_.size, last);
+  const bool last = x_->req->is_done();
+  frameOut(x_->sink.size, last);
   arm(gen_->snap->config.timeouts.upstream_response);
   asio::async_write(up_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
     self->head_pending_ = false;
@@ -635,7 +652,7 @@ void Session::onRequestWritten(error_code ec, std::size_t) {
     return upstreamFailed(ec, "send");
   }
   if (!request_sent_) {
-    sink_.reset(chunk_.get(), kChunk);
+    x_->sink.reset(x_->chunk.get(), Exchange::kChunk);
     return readBody();
   }
   if (mirror_) sendMirror();
@@ -646,21 +663,21 @@ void Session::sendMirror() {
   const MirrorConfig& mc = *mirror_;
   mirror_ = nullptr;
   RequestHeadInfo info;
-  info.method = req_head_.startA();
+  info.method = x_->req_head.startA();
   info.target = fwd_target_;
   info.host = fwd_host_;
   info.forwarded_host = routed_host_;
   info.framing = request_has_body_ ? Framing::kLength : Framing::kNone;
-  info.content_length = mirror_body_.size();
+  info.content_length = x_->mirror_body.size();
   info.forward = ForwardInfo{client_ip_, "http", std::string_view(request_id_, sizeof request_id_)};
-  std::string extra = flags_header_;
+  std::string extra = x_->flags_header;
   extra += "x-fledge-shadow: 1\r\nConnection: close\r\n";
   info.extra = extra;
   std::string request;
-  request.reserve(512 + mirror_body_.size());
-  appendRequestHead(request, req_head_, info);
-  request += mirror_body_;
-  mirror_body_.clear();
+  request.reserve(512 + x_->mirror_body.size());
+  appendRequestHead(request, x_->req_head, info);
+  request += x_->mirror_body;
+  x_->mirror_body.clear();
   w_.mirror(std::move(request), gen_, route_idx_, mc.cluster_index, mc.timeout);
 }
 
@@ -669,13 +686,13 @@ void Session::sendMirror() {
 
 void Session::readResponseHeader() {
   phase_ = Phase::kResponseHeader;
-  res_.emplace(res_head_, sink_);
-  sink_.reset(chunk_.get(), kChunk);
-  res_->header_limit(kResponseHeaderLimit);
-  res_->body_limit(std::numeric_limits<std::uint64_t>::max());
-  if (head_) res_->skip(true);
+  x_->res.emplace(x_->res_head, x_->sink);
+  x_->sink.reset(x_->chunk.get(), Exchange::kChunk);
+  x_->res->header_limit(kResponseHeaderLimit);
+  x_->res->body_limit(std::numeric_limits<std::uint64_t>::max());
+  if (head_) x_->res->skip(true);
   arm(gen_->snap->config.timeouts.upstream_response);
-  http::async_read_header(up_, ubuf_, *res_, [self = shared_from_this()](error_code ec, std::size_t) {
+  http::async_read_header(up_, x_->ubuf, *x_->res, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onResponseHeader(ec);
   });
 }
@@ -692,7 +709,7 @@ void Session::onResponseHeader(error_code ec) {
     if (retryOnFreshConnection(ec)) return;
     return upstreamFailed(ec, "response");
   }
-  unsigned status = res_->status();
+  unsigned status = x_->res->status();
   if (status < 100 || status > 599) return upstreamFailed(http::error::bad_status, "invalid status code");
   if (status >= 100 && status < 200) {
     if (status == 101) return upstreamFailed(http::error::bad_value, "unexpected 101 response");
@@ -702,10 +719,10 @@ void Session::onResponseHeader(error_code ec) {
   ResponseHeadInfo info;
   info.version = version_;
   info.status = status;
-  info.reason = res_head_.startA();
+  info.reason = x_->res_head.startA();
   if (!body_expected_) {
     info.framing = Framing::kAsIs;
-  } else if (auto len = res_->content_length(); len && !res_->chunked()) {
+  } else if (auto len = x_->res->content_length(); len && !x_->res->chunked()) {
     info.framing = Framing::kLength;
     info.content_length = *len;
   } else if (version_ == 11) {
@@ -716,25 +733,25 @@ void Session::onResponseHeader(error_code ec) {
   }
   if (w_.draining()) keep_alive_ = false;
   info.keep_alive = keep_alive_;
-  info.extra = down_extra_;
-  out_head_.clear();
-  appendResponseHead(out_head_, res_head_, info);
+  info.extra = x_->down_extra;
+  x_->out_head.clear();
+  appendResponseHead(x_->out_head, x_->res_head, info);
   out_framing_ = info.framing;
   head_pending_ = true;
   phase_ = Phase::kResponse;
   response_started_ = false;
   if (!body_expected_) {
-    sink_.size = 0;
+    x_->sink.size = 0;
     return writeResponse();
   }
   pumpResponse();
 }
 
 void Session::pumpResponse() {
-  sink_.reset(chunk_.get(), kChunk);
-  if (res_->is_done()) return writeResponse();
+  x_->sink.reset(x_->chunk.get(), Exchange::kChunk);
+  if (x_->res->is_done()) return writeResponse();
   arm(gen_->snap->config.timeouts.upstream_response);
-  http::async_read_some(up_, ubuf_, *res_, [self = shared_from_this()](error_code ec, std::size_t) {
+  http::async_read_some(up_, x_->ubuf, *x_->res, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onResponseBodyRead(ec);
   });
 }
@@ -753,14 +770,14 @@ void Session::onResponseBodyRead(error_code ec) {
                                                {"error", timed_out_ ? "timeout" : ec.message()}});
     return abort();
   }
-  if (sink_.size == 0 && !res_->is_done()) return pumpResponse();
+  if (x_->sink.size == 0 && !x_->res->is_done()) return pumpResponse();
   writeResponse();
 }
 
 void Session::writeResponse() {
-  const bool last = !body_expected_ || res_->is_done();
-  bytes_out_ += sink_.size;
-  frameOut(sink_.size, last && body_expected_);
+  const bool last = !body_expected_ || x_->res->is_done();
+  bytes_out_ += x_->sink.size;
+  frameOut(x_->sink.size, last && body_expected_);
   response_started_ = true;
   arm(gen_->snap->config.timeouts.body_read);
   asio::async_write(down_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
@@ -781,8 +798,8 @@ void Session::beginExchange(bool header_complete) {
   if (header_complete) w_.newRequestId(request_id_);
   bytes_in_ = bytes_out_ = 0;
   upstream_used_ = false;
-  flags_header_.clear();
-  flags_value_.clear();
+  x_->flags_header.clear();
+  x_->flags_value.clear();
 }
 
 void Session::record(unsigned status) {
@@ -798,7 +815,7 @@ void Session::record(unsigned status) {
 std::string Session::accessLine(unsigned status, std::chrono::microseconds duration) const {
   const auto& cfg = gen_ ? gen_->snap->config : w_.snapshot().config;
   const bool routed = route_idx_ < cfg.routes.size();
-  const auto& head = req_head_;
+  const auto& head = x_->req_head;
   char ts[64];
   auto now = std::chrono::system_clock::now();
   std::time_t secs = std::chrono::system_clock::to_time_t(now);
@@ -831,15 +848,15 @@ std::string Session::accessLine(unsigned status, std::chrono::microseconds durat
   line += ",\"upstream\":";
   log::appendJsonString(line, upstream_used_ && gen_ ? std::string_view(gen_->snap->clusters[cluster_].names[endpoint_]) : std::string_view());
   line += ",\"flags\":";
-  log::appendJsonString(line, flags_value_);
+  log::appendJsonString(line, x_->flags_value);
   line += "}\n";
   return line;
 }
 
 void Session::finishExchange() {
-  record(res_->status());
+  record(x_->res->status());
   // A HEAD or bodyless response leaves the upstream parser done after the header.
-  bool reusable = res_->is_done() && res_->keep_alive() && request_sent_ && ubuf_.size() == 0;
+  bool reusable = x_->res->is_done() && x_->res->keep_alive() && request_sent_ && x_->ubuf.size() == 0;
   releaseUpstream(reusable);
   gen_.reset();
   if (!keep_alive_) return lingerClose();
@@ -853,11 +870,11 @@ bool Session::retryOnFreshConnection(error_code ec) {
   // A kept-alive connection the upstream closed just as we reused it: safe to resend only when
   // the request had no body and no byte of a response arrived.
   // Only idempotent methods (RFC 9110 §9.2.2) are resent automatically.
-  if (!upstream_reused_ || retried_ || request_has_body_ || ubuf_.size() != 0 || !isPeerGone(ec) ||
-      !isIdempotent(req_->method()))
+  if (!upstream_reused_ || retried_ || request_has_body_ || x_->ubuf.size() != 0 || !isPeerGone(ec) ||
+      !isIdempotent(x_->req->method()))
     return false;
   retried_ = true;
-  sink_.reset(chunk_.get(), kChunk);
+  x_->sink.reset(x_->chunk.get(), Exchange::kChunk);
   releaseUpstream(false);
   connectUpstream();
   return true;
@@ -889,7 +906,7 @@ void Session::dropMirror() {
   if (!mirror_) return;
   mirror_ = nullptr;
   w_.releaseMirrorSlot();
-  std::string().swap(mirror_body_);
+  if (x_) x_->mirror_body.clear();
 }
 
 void Session::reply(unsigned status, std::string_view text, bool close) {
@@ -901,22 +918,22 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
   dropMirror();
   if (close) keep_alive_ = false;
   phase_ = Phase::kReply;
-  scratch_.clear();
-  scratch_ += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  scratch_ += std::to_string(status);
-  scratch_ += ' ';
-  scratch_ += reasonFor(status);
-  scratch_ += "\r\nContent-Type: text/plain\r\nContent-Length: ";
-  scratch_ += std::to_string(text.size() + 1);
-  scratch_ += keep_alive_ ? (version_ == 10 ? "\r\nConnection: keep-alive" : "") : "\r\nConnection: close";
-  scratch_ += "\r\nServer: fledge\r\n\r\n";
+  x_->scratch.clear();
+  x_->scratch += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  x_->scratch += std::to_string(status);
+  x_->scratch += ' ';
+  x_->scratch += reasonFor(status);
+  x_->scratch += "\r\nContent-Type: text/plain\r\nContent-Length: ";
+  x_->scratch += std::to_string(text.size() + 1);
+  x_->scratch += keep_alive_ ? (version_ == 10 ? "\r\nConnection: keep-alive" : "") : "\r\nConnection: close";
+  x_->scratch += "\r\nServer: fledge\r\n\r\n";
   if (!head_) {  // a HEAD request gets the length of the body, not the body
-    scratch_ += text;
-    scratch_ += '\n';
+    x_->scratch += text;
+    x_->scratch += '\n';
   }
   response_started_ = true;
   arm(gen_ ? gen_->snap->config.timeouts.body_read : w_.snapshot().config.timeouts.body_read);
-  asio::async_write(down_, asio::buffer(scratch_), [self = shared_from_this()](error_code ec, std::size_t) {
+  asio::async_write(down_, asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
     self->gen_.reset();
     if (!self->keep_alive_) return self->lingerClose();
@@ -926,12 +943,15 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
 }
 
 void Session::lingerClose() {
-  // Half-close, then read and discard for a while: closing with unread input would send an RST
-  // that can destroy the response still in flight to the client.
   phase_ = Phase::kLinger;
   error_code ec;
+  // The client asked to close and everything it sent was read: close at once, as nginx does.
+  if (client_close_ && x_ && x_->buf.size() == 0 && x_->req && x_->req->is_done()) return abort();
+  // Otherwise half-close, then read and discard for a while: closing with unread input would
+  // send an RST that can destroy the response still in flight to the client.
   down_.shutdown(tcp::socket::shutdown_send, ec);
   if (ec) return abort();
+  w_.exchanges().give(std::move(x_));  // what is read now is dropped into the worker's sink
   linger_bytes_ = 0;
   deadline_ = Clock::now() + kLingerTime;
   timed_out_ = false;
@@ -941,16 +961,14 @@ void Session::lingerClose() {
       auto& s = *self;
       s.linger_bytes_ += n;
       if (ec || s.linger_bytes_ > kLingerMaxBytes) return s.abort();
-      s.buf_.consume(s.buf_.size());
-      s.down_.async_read_some(s.buf_.prepare(kReadSize), std::move(*this));
+      s.down_.async_read_some(s.w_.discardBuffer(), std::move(*this));
     }
   };
-  buf_.consume(buf_.size());
-  down_.async_read_some(buf_.prepare(kReadSize), Drain{shared_from_this()});
+  down_.async_read_some(w_.discardBuffer(), Drain{shared_from_this()});
 }
 
 void Session::abort() {
-  if (response_started_ && res_ && res_->is_header_done()) record(res_->status());
+  if (response_started_ && x_ && x_->res && x_->res->is_header_done()) record(x_->res->status());
   disarm();
   releaseUpstream(false);
   dropMirror();

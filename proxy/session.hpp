@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "proxy/exchange.hpp"
 #include "proxy/flag_context.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/http_head.hpp"
@@ -27,7 +28,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   using tcp = boost::asio::ip::tcp;
   using error_code = boost::system::error_code;
 
-  Session(Worker& worker, tcp::socket socket);
+  Session(Worker& worker, tcp::socket socket, const tcp::endpoint& peer);
   ~Session();
 
   void start();
@@ -39,10 +40,10 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
  private:
   enum class Phase { kIdle, kHeader, kConnect, kRequest, kResponseHeader, kResponse, kReply, kLinger };
 
-  static constexpr std::size_t kChunk = 64 * 1024;
-
   // Downstream request header.
   void readHeader();
+  void onReadable(error_code ec);  // an idle connection has bytes (or EOF): take an exchange
+  void prepareParser();
   void parseBufferedHeader();
   void onHeaderRead(error_code ec, std::size_t n);
   void onHeaderError(error_code ec);
@@ -94,17 +95,8 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   Worker& w_;
   tcp::socket down_;
   tcp::socket up_;
-  boost::beast::flat_buffer buf_;   // downstream bytes, kept across requests (pipelining)
-  boost::beast::flat_buffer ubuf_;  // upstream bytes for the current exchange
-  Head req_head_, res_head_;  // reused arenas: no allocation per request once warm
-  BodySink sink_;
-  std::optional<HeadParser<true>> req_;
-  std::optional<HeadParser<false>> res_;
-  std::string flags_header_;  // lines Fledge adds upstream: x-fledge-flags, x-fledge-arm
-  std::string flags_value_;   // the x-fledge-flags value (also logged)
-  std::string down_extra_;    // lines Fledge adds to the response: x-fledge-arm, Set-Cookie
+  std::unique_ptr<Exchange> x_;  // from the worker's stock while a request is in flight
   const MirrorConfig* mirror_ = nullptr;  // set while this request is to be mirrored
-  std::string mirror_body_;
   char request_id_[32];
   Clock::time_point started_{};
   Clock::time_point body_started_{};
@@ -116,19 +108,14 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   bool routed_any_ = false;  // the request header was complete (there is a request id)
   bool upstream_used_ = false;
   std::uint64_t bytes_in_ = 0, bytes_out_ = 0;  // body bytes
-  std::string out_head_;  // the head to send with the next body piece
   bool head_pending_ = false;
   Framing out_framing_ = Framing::kNone;
   std::array<boost::asio::const_buffer, 4> out_bufs_;
   char chunk_line_[24];
   bool request_sent_ = false;
-  std::unique_ptr<char[]> chunk_;
   std::string client_ip_;
-  std::string scratch_;  // local replies and 100-continue
-  std::string normalized_;       // the normalized path (and query) when it differs from the target's
-  std::string absolute_target_;  // "/?query" for an absolute-form target without a path
-  // What the upstream head says, kept for the mirror copy (views into the head, normalized_,
-  // absolute_target_ or the pinned snapshot).
+  // What the upstream head says, kept for the mirror copy (views into the exchange's head,
+  // normalized or absolute_target, or into the pinned snapshot).
   std::string_view fwd_target_, fwd_host_, routed_host_;
 
   Clock::time_point deadline_ = Clock::time_point::max();
@@ -136,6 +123,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   bool timed_out_ = false;
   bool start_line_done_ = false;
   bool keep_alive_ = true;
+  bool client_close_ = false;  // the request asked to close the connection
   bool head_ = false;
   bool body_expected_ = true;
   bool expect_continue_ = false;

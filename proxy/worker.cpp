@@ -61,12 +61,15 @@ Worker::tcp::endpoint Worker::listen(const tcp::endpoint& ep, boost::system::err
   acc.set_option(asio::socket_base::reuse_address(true), ec);
   acc.set_option(reuse_port(true), ec);
   if (ec) return {};
+  acc.set_option(tcp::no_delay(true), ec);  // accepted connections inherit it (Linux)
+  if (ec) return {};
   acc.bind(ep, ec);
   if (ec) return {};
   acc.listen(4096, ec);
   if (ec) return {};
   auto bound = acc.local_endpoint(ec);
   acceptors_.push_back(std::move(acc));
+  peers_.emplace_back();
   return bound;
 }
 
@@ -91,7 +94,7 @@ void Worker::start() {
 }
 
 void Worker::accept(std::size_t i) {
-  acceptors_[i].async_accept(*ioc_, [this, i](boost::system::error_code ec, tcp::socket socket) {
+  acceptors_[i].async_accept(*ioc_, peers_[i], [this, i](boost::system::error_code ec, tcp::socket socket) {
     if (draining_ || !acceptors_[i].is_open()) return;
     if (ec) {
       if (ec == asio::error::operation_aborted) return;
@@ -105,7 +108,7 @@ void Worker::accept(std::size_t i) {
       return;
     }
     const auto cap = gen_->snap->config.limits.max_connections;
-    if (cap == 0 || session_count_ < cap) std::make_shared<Session>(*this, std::move(socket))->start();
+    if (cap == 0 || session_count_ < cap) std::make_shared<Session>(*this, std::move(socket), peers_[i])->start();
     accept(i);
   });
 }

@@ -19,6 +19,7 @@
 
 #include "flags/flag_set.hpp"
 #include "proxy/access_log.hpp"
+#include "proxy/exchange.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
@@ -88,6 +89,9 @@ class Worker {
   AccessLog* accessLog() { return access_log_; }
   unsigned index() const { return index_; }
   WorkerCounters& counters() { return *registry_.worker(); }
+  ExchangePool& exchanges() { return exchanges_; }
+  // Where lingering closes read what they discard: nothing is kept, so all sessions share it.
+  boost::asio::mutable_buffer discardBuffer() { return {discard_.get(), kDiscard}; }
   // Scratch for flag evaluation; requests on one worker run one at a time between awaits.
   flags::EvalScratch& evalScratch() { return eval_scratch_; }
   flags::Arena& contextArena() { return context_arena_; }
@@ -102,7 +106,10 @@ class Worker {
   unsigned index_;
   void apply(std::shared_ptr<const Snapshot> snap);  // on this worker's thread
 
+  static constexpr std::size_t kDiscard = 16 * 1024;
   MetricsRegistry registry_;  // before gen_: generations take their blocks from it
+  ExchangePool exchanges_;    // before ioc_: sessions freed with it give theirs back
+  std::unique_ptr<char[]> discard_{new char[kDiscard]};
   std::shared_ptr<Generation> gen_;
   mutable std::mutex metrics_mu_;  // guards published_metrics_ for readers on other threads
   std::shared_ptr<const WorkerMetrics> published_metrics_;
@@ -119,6 +126,7 @@ class Worker {
   // Destroyed explicitly first in ~Worker so that sessions freed with it still see the pool.
   std::optional<boost::asio::io_context> ioc_;
   std::vector<tcp::acceptor> acceptors_;
+  std::vector<tcp::endpoint> peers_;  // per acceptor: the address accept() reports
   std::optional<boost::asio::steady_timer> sweep_timer_;
   std::thread thread_;
 };
