@@ -15,7 +15,6 @@
 #include "proxy/flag_context.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/log.hpp"
-#include "proxy/uri.hpp"
 
 namespace fledge::proxy {
 namespace asio = boost::asio;
@@ -24,12 +23,6 @@ namespace http = beast::http;
 
 namespace {
 
-// Constant-time comparison: the time taken does not reveal how much of a token matched.
-bool tokenEquals(std::string_view a, std::string_view b) {
-  unsigned char diff = a.size() == b.size() ? 0 : 1;
-  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ (b.empty() ? 0 : b[i % b.size()]));
-  return diff == 0;
-}
 
 constexpr std::size_t kReadSize = 16 * 1024;
 
@@ -58,17 +51,6 @@ const char* reasonFor(unsigned status) {
   return r.empty() ? "Error" : r.data();  // Beast's reason strings are NUL-terminated literals
 }
 
-// True when the request's Transfer-Encoding is exactly "chunked" (one coding, one field).
-bool onlyChunked(const Head& head) {
-  std::size_t codings = 0;
-  for (std::size_t i = 0; i < head.size(); ++i)
-    if (head.id(i) == http::field::transfer_encoding)
-      for (auto tok : http::token_list{head.value(i)}) {
-        (void)tok;
-        ++codings;
-      }
-  return codings == 1;
-}
 
 bool isIdempotent(http::verb m) {
   switch (m) {
@@ -119,7 +101,7 @@ Session::Session(Worker& worker, tcp::socket socket, const tcp::endpoint& peer)
 Session::~Session() {
   --w_.session_count_;
   add(w_.counters().downstream, -1);
-  if (has_upstream_) releaseUpstream(false);
+  releaseUpstream(false);
   dropMirror();
   if (x_) w_.exchanges().give(std::move(x_));
 }
@@ -155,8 +137,7 @@ void Session::onDrain() {
 void Session::readHeader() {
   phase_ = Phase::kIdle;
   routed_any_ = false;
-  head_ = false;
-  response_started_ = false;  // a new exchange: nothing of its response is out yet
+  plan_ = {};
   if (x_ && x_->buf.size() != 0) {  // pipelined
     prepareParser();
     phase_ = Phase::kHeader;
@@ -243,211 +224,29 @@ void Session::onHeaderError(error_code ec) {
 void Session::onHeader() {
   disarm();
   beginExchange(true);
-  const auto& cfg = w_.snapshot().config;
-  const Head& head = x_->req_head;
-  version_ = x_->req->version();
-  if (version_ != 10 && version_ != 11) return reply(505, "http version not supported", true);
-  if (head.size() > cfg.limits.max_headers) return reply(431, "too many header fields", true);
-  std::string_view target = head.startB();
-  if (target.size() > cfg.limits.max_request_line) return reply(414, "request line too long", true);
-
-  // Smuggling shapes Beast lets through: a Transfer-Encoding whose final coding is not chunked
-  // leaves the body length undefined for a request (RFC 9112 §6.3), so refuse it. Codings other
-  // than chunked are ones Fledge would not apply: 501, as nginx answers.
-  if (head.has(http::field::transfer_encoding)) {
-    if (!x_->req->chunked()) return reply(400, "bad request: unsupported transfer-encoding", true);
-    if (!onlyChunked(head)) return reply(501, "transfer-coding not implemented", true);
-  }
-  std::size_t host_count = head.count(http::field::host);
-  if (host_count > 1 || (version_ == 11 && host_count == 0)) return reply(400, "bad request: host", true);
-  if (!isValidHost(head.value(http::field::host))) return reply(400, "bad request: host", true);
-
-  client_close_ = !x_->req->keep_alive();
-  keep_alive_ = !client_close_ && !w_.draining();
-  head_ = x_->req->method() == http::verb::head;
-  request_has_body_ = !x_->req->is_done();
-  auto content_length = x_->req->content_length();
-  if (content_length && cfg.limits.max_body_bytes && *content_length > cfg.limits.max_body_bytes)
-    return reply(413, "request body too large", true);
-
-  expect_continue_ = false;
-  if (head.has(http::field::expect)) {
-    if (!beast::iequals(head.value(http::field::expect), "100-continue")) return reply(417, "expectation failed", true);
-    expect_continue_ = version_ == 11 && request_has_body_;  // Fledge answers 100 Continue itself
-  }
-
-  // Absolute-form carries its own authority, which replaces Host (RFC 9112 §3.2.2); the upstream
-  // gets origin-form. Routing uses the normalized path (README: Security).
-  if (target.find('#') != std::string_view::npos) return reply(400, "bad request: target", true);
-  std::string_view host = head.value(http::field::host);
-  if (target.size() > 7 && beast::iequals(target.substr(0, 7), "http://")) {
-    auto rest = target.substr(7);
-    auto end = rest.find_first_of("/?");
-    host = rest.substr(0, end);
-    if (host.empty() || !isValidHost(host)) return reply(400, "bad request: target authority", true);
-    target = end == std::string_view::npos ? std::string_view("/") : rest.substr(end);
-    if (target[0] == '?') {
-      x_->absolute_target.assign("/").append(target);
-      target = x_->absolute_target;
-    }
-  } else if (target.empty() || (target[0] != '/' && !(target == "*" && x_->req->method() == http::verb::options))) {
-    return reply(400, "bad request: target", true);
-  }
-  std::string_view path = target.substr(0, target.find('?'));
-  std::string_view forward_target = target;
-  if (target != "*") {
-    const HttpConfig& hc = cfg.http;
-    switch (normalizePath(path, hc.encoded_slashes, x_->normalized)) {
-      case PathStatus::kBad: return reply(400, "bad request: path", true);
-      case PathStatus::kNormal: break;
-      case PathStatus::kChanged: {
-        if (hc.path_normalization == PathNormalization::kReject) return reply(400, "bad request: path not normalized", true);
-        const std::size_t path_len = x_->normalized.size();
-        if (hc.path_normalization == PathNormalization::kForwardNormalized) {
-          x_->normalized.append(target.substr(path.size()));  // the query, untouched
-          forward_target = x_->normalized;
-        }
-        path = std::string_view(x_->normalized).substr(0, path_len);
-        break;
-      }
-    }
-  }
-
-  auto route = gen_->snap->routes.match(host, path);
-  if (!route) return reply(404, "no route", !keep_alive_ || request_has_body_);
-  cluster_ = gen_->snap->config.routes[*route].cluster_index;
-  route_idx_ = *route;
-  const RequestView view{head, forward_target, head.startA(), host, client_ip_};
-
-  // Flags: evaluated on a context built from this request; results go upstream in one header.
-  x_->flags_header.clear();
-  x_->down_extra.clear();
-  const RouteFlags& rf = gen_->snap->route_flags[*route];
-  if (rf.active()) {
-    const flags::FlagSet& set = *gen_->snap->config.flag_set;
-    flags::Arena& arena = w_.contextArena();
-    arena.reset();
-    flags::Value ctx = buildContext(*rf.context, view, arena);
-    const std::int64_t now = std::time(nullptr);
-    if (rf.require) {
-      flags::Evaluation ev = set.evaluate(*rf.require, ctx, w_.evalScratch(), now);
-      gen_->metrics->flagEvaluation(static_cast<std::size_t>(rf.require - set.flags().data()),
-                                  ev.variant ? static_cast<int>(ev.variant - rf.require->variants.data()) : -1,
-                                  static_cast<std::size_t>(ev.reason));
-      if (!ev.variant || ev.variant->name != rf.require_variant)
-        return reply(rf.require_status, "not available", !keep_alive_ || request_has_body_);
-    }
-    for (const flags::Flag* f : rf.flags) {
-      flags::Evaluation ev = set.evaluate(*f, ctx, w_.evalScratch(), now);
-      gen_->metrics->flagEvaluation(static_cast<std::size_t>(f - set.flags().data()),
-                                  ev.variant ? static_cast<int>(ev.variant - f->variants.data()) : -1,
-                                  static_cast<std::size_t>(ev.reason));
-      if (!ev.variant) continue;  // disabled, no default, or an error: nothing to pass on
-      if (!x_->flags_value.empty()) x_->flags_value.append(", ");
-      x_->flags_value.append(gen_->snap->flag_items[static_cast<std::size_t>(f - set.flags().data())]
-                                           [static_cast<std::size_t>(ev.variant - f->variants.data())]);
-    }
-    if (!x_->flags_value.empty() && !appendHeaderLine(x_->flags_header, "x-fledge-flags", x_->flags_value)) x_->flags_value.clear();
-  }
-
-  // Canary split: the arm decides the cluster; the upstream learns the arm.
-  const RouteSplit& rs = gen_->snap->route_splits[*route];
-  if (rs.config) {
-    std::size_t arm = chooseArm(rs, view);
-    arm_idx_ = arm;
-    cluster_ = rs.config->arms[arm].cluster_index;
-    x_->flags_header.append(rs.upstream_lines[arm]);
-    if (rs.config->expose_arm_header) x_->down_extra.append(rs.upstream_lines[arm]);
-  }
-
-  // Shadow traffic: decide now, copy the body while it streams, send once the primary has it all.
-  // Admitted (a slot reserved) before anything is buffered for it.
+  const auto& req = *x_->req;
+  version_ = req.version();
+  const auto length = req.content_length();
+  const RequestFacts facts{version_, req.method(), req.chunked(), length ? std::optional(*length) : std::nullopt,
+                           !req.is_done(), req.keep_alive()};
+  plan_ = plan(x_->req_head, facts, *gen_->snap, client_ip_, std::string_view(request_id_, sizeof request_id_), w_.random(),
+               w_.planScratch(), *x_, gen_->metrics.get(), std::time(nullptr));
+  route_idx_ = plan_.route;
+  arm_idx_ = plan_.arm;
+  cluster_ = plan_.cluster;
+  keep_alive_ = !plan_.client_close && !w_.draining();
+  out_framing_ = plan_.framing;
+  if (plan_.status) return reply(plan_.status, plan_.text, plan_.close);
+  // A sampled shadow copy is admitted (a slot reserved) before anything is buffered for it.
   x_->mirror_body.clear();
-  if (const auto& mc = gen_->snap->config.routes[*route].mirror; mc && w_.random() % kSplitScale < mc->parts) {
-    if (content_length && *content_length > mc->max_body_bytes) {
-      // too large: not mirrored (chunked bodies are checked as they stream)
-    } else if (!w_.admitMirror(mc->max_in_flight)) {
-      gen_->metrics->mirror(route_idx_, MirrorResult::kDropped);
-    } else {
-      mirror_ = &*mc;
-    }
+  if (plan_.mirror) {
+    if (w_.admitMirror(plan_.mirror->max_in_flight)) mirror_ = plan_.mirror;
+    else gen_->metrics->mirror(route_idx_, MirrorResult::kDropped);
   }
-
-  char* rid = request_id_;
-  RequestHeadInfo info;
-  info.method = head.startA();
-  info.target = forward_target;
-  info.host = host.empty() ? std::string_view(gen_->snap->clusters[cluster_].names[0]) : host;
-  info.forwarded_host = host;
-  fwd_target_ = info.target;
-  fwd_host_ = info.host;
-  routed_host_ = host;
-  if (x_->req->chunked()) info.framing = Framing::kChunked;
-  else if (content_length) info.framing = Framing::kLength, info.content_length = *content_length;
-  info.forward = ForwardInfo{client_ip_, "http", std::string_view(rid, sizeof request_id_)};
-  info.extra = x_->flags_header;
-  x_->out_head.clear();
-  appendRequestHead(x_->out_head, head, info);
-  out_framing_ = info.framing;
-
   tried_ = 0;
   any_refused_ = false;
   retried_ = false;
   startBody();
-}
-
-std::size_t Session::chooseArm(const RouteSplit& rs, const RequestView& req) {
-  const SplitConfig& sc = *rs.config;
-  flags::Arena& arena = w_.contextArena();
-  // Testers' override: "arm" or "arm;token=T", honoured only for allowlisted arms.
-  if (sc.overrides) {
-    const OverrideConfig& oc = *sc.overrides;
-    std::string_view value;
-    bool found = false;
-    if (!oc.header.empty()) value = findSource(ValueSource{ValueSource::Kind::kHeader, oc.header}, req, arena, found);
-    if (!found && !oc.cookie.empty()) value = findSource(ValueSource{ValueSource::Kind::kCookie, oc.cookie}, req, arena, found);
-    if (found) {
-      std::string_view name = value.substr(0, value.find(';'));
-      std::string_view token;
-      if (auto t = value.find(";token="); t != std::string_view::npos) token = value.substr(t + 7);
-      while (!name.empty() && name.back() == ' ') name.remove_suffix(1);
-      bool allowed = std::find(oc.allow.begin(), oc.allow.end(), name) != oc.allow.end();
-      bool token_ok = oc.token.empty() || tokenEquals(token, oc.token);
-      std::size_t arm = rs.armIndex(name);
-      if (allowed && token_ok && arm < sc.arms.size()) {
-        gen_->metrics->override(route_idx_, arm);
-        log::debug("split override", {{"arm", std::string(name)}, {"client", client_ip_}});
-        return arm;
-      }
-    }
-  }
-  // Sticky key: the first source present.
-  for (const auto& src : sc.sticky) {
-    std::string_view key;
-    bool found = false;
-    if (src.kind == ValueSource::Kind::kClientIp) key = client_ip_, found = !key.empty();
-    else key = findSource(src, req, arena, found);
-    if (found && !key.empty()) return rs.table.pick(splitPoint(sc.salt, key));
-  }
-  if (sc.assign_cookie) {
-    // The cookie Fledge assigned earlier is the key of last resort.
-    bool found = false;
-    std::string_view key = findSource(ValueSource{ValueSource::Kind::kCookie, sc.assign_cookie->name}, req, arena, found);
-    if (found && !key.empty()) return rs.table.pick(splitPoint(sc.salt, key));
-    // A new visitor: give them an id, bucket on it, and let the cookie keep them on this arm.
-    char id[32];
-    w_.newRequestId(id);
-    const AssignCookieConfig& ac = *sc.assign_cookie;
-    std::string& cookie = x_->scratch;
-    cookie.assign(ac.name).append("=").append(id, sizeof id);
-    cookie.append("; Path=").append(ac.path).append("; Max-Age=").append(std::to_string(ac.max_age));
-    cookie.append("; SameSite=").append(ac.same_site);
-    if (ac.secure) cookie.append("; Secure");
-    if (ac.http_only) cookie.append("; HttpOnly");
-    appendHeaderLine(x_->down_extra, "Set-Cookie", cookie);
-    return rs.table.pick(splitPoint(sc.salt, std::string_view(id, sizeof id)));
-  }
-  return rs.table.pick(static_cast<std::uint32_t>(w_.random() % kSplitScale));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -463,20 +262,20 @@ void Session::connectUpstream() {
     return reply(503, "no healthy upstream", !keep_alive_ || !x_->req->is_done());
   }
   endpoint_ = *ep;
-  up_ep_ = pool.endpoint(cluster_, endpoint_);
   upstream_used_ = true;
+  const auto& endpoint = pool.endpoint(cluster_, endpoint_);
   if (!retried_) {
     if (auto idle = pool.takeIdle(cluster_, endpoint_, now)) {
       up_ = std::move(*idle);
+      up_ep_ = endpoint;
       UpstreamPool::acquired(*up_ep_);
-      has_upstream_ = true;
       upstream_reused_ = true;
       return onUpstreamReady();
     }
   }
   if (!pool.canOpen(cluster_, endpoint_)) return reply(503, "upstream connection limit reached", true);
+  up_ep_ = endpoint;
   UpstreamPool::acquired(*up_ep_);
-  has_upstream_ = true;
   upstream_reused_ = false;
   up_ = tcp::socket(w_.ioc());
   arm(gen_->snap->config.timeouts.upstream_connect);
@@ -511,12 +310,11 @@ void Session::onConnect(error_code ec) {
 // The body comes first: one chunk (all of a body up to Exchange::kChunk) is read before an upstream
 // connection is taken, so a client that trickles a small body holds no upstream connection.
 void Session::startBody() {
-  request_sent_ = false;
   body_started_ = Clock::now();
   x_->sink.reset(x_->chunk.get(), Exchange::kChunk);
   phase_ = Phase::kRequest;
-  if (expect_continue_) {
-    expect_continue_ = false;
+  if (plan_.expect_continue) {
+    plan_.expect_continue = false;
     return send100Continue();
   }
   readBody();
@@ -532,6 +330,7 @@ void Session::send100Continue() {
 }
 
 void Session::onUpstreamReady() {
+  phase_ = Phase::kRequest;
   head_pending_ = true;  // (re)sent whole on every upstream attempt
   x_->ubuf.clear();
   writeRequest();  // the piece read before connecting
@@ -543,7 +342,7 @@ void Session::onUpstreamReady() {
 bool Session::pieceComplete() const {
   if (x_->req->is_done()) return true;
   if (x_->sink.size == 0) return false;
-  return has_upstream_ || x_->sink.size == x_->sink.capacity;  // before connecting: a full chunk
+  return up_ep_ != nullptr || x_->sink.size == x_->sink.capacity;  // before connecting: a full chunk
 }
 
 void Session::readBody() {
@@ -607,7 +406,7 @@ void Session::onBodyPiece() {
       x_->mirror_body.append(x_->chunk.get(), x_->sink.size);
     }
   }
-  if (!has_upstream_) return connectUpstream();
+  if (!up_ep_) return connectUpstream();
   writeRequest();
 }
 
@@ -637,12 +436,11 @@ void Session::writeRequest() {
   arm(gen_->snap->config.timeouts.upstream_response);
   asio::async_write(up_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
     self->head_pending_ = false;
-    self->request_sent_ = last;
-    self->onRequestWritten(ec, 0);
+    self->onRequestWritten(ec, last);
   });
 }
 
-void Session::onRequestWritten(error_code ec, std::size_t) {
+void Session::onRequestWritten(error_code ec, bool last) {
   if (ec) {
     if (timed_out_) {
       releaseUpstream(false);
@@ -651,7 +449,7 @@ void Session::onRequestWritten(error_code ec, std::size_t) {
     if (retryOnFreshConnection(ec)) return;
     return upstreamFailed(ec, "send");
   }
-  if (!request_sent_) {
+  if (!last) {
     x_->sink.reset(x_->chunk.get(), Exchange::kChunk);
     return readBody();
   }
@@ -664,10 +462,10 @@ void Session::sendMirror() {
   mirror_ = nullptr;
   RequestHeadInfo info;
   info.method = x_->req_head.startA();
-  info.target = fwd_target_;
-  info.host = fwd_host_;
-  info.forwarded_host = routed_host_;
-  info.framing = request_has_body_ ? Framing::kLength : Framing::kNone;
+  info.target = plan_.target;
+  info.host = plan_.host;
+  info.forwarded_host = plan_.routed_host;
+  info.framing = plan_.framing != Framing::kNone ? Framing::kLength : Framing::kNone;
   info.content_length = x_->mirror_body.size();
   info.forward = ForwardInfo{client_ip_, "http", std::string_view(request_id_, sizeof request_id_)};
   std::string extra = x_->flags_header;
@@ -690,7 +488,7 @@ void Session::readResponseHeader() {
   x_->sink.reset(x_->chunk.get(), Exchange::kChunk);
   x_->res->header_limit(kResponseHeaderLimit);
   x_->res->body_limit(std::numeric_limits<std::uint64_t>::max());
-  if (head_) x_->res->skip(true);
+  if (plan_.head) x_->res->skip(true);
   arm(gen_->snap->config.timeouts.upstream_response);
   http::async_read_header(up_, x_->ubuf, *x_->res, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onResponseHeader(ec);
@@ -715,7 +513,7 @@ void Session::onResponseHeader(error_code ec) {
     if (status == 101) return upstreamFailed(http::error::bad_value, "unexpected 101 response");
     return readResponseHeader();  // interim responses (e.g. 103) are not relayed
   }
-  body_expected_ = !head_ && status != 204 && status != 304;
+  body_expected_ = !plan_.head && status != 204 && status != 304;
   ResponseHeadInfo info;
   info.version = version_;
   info.status = status;
@@ -738,8 +536,6 @@ void Session::onResponseHeader(error_code ec) {
   appendResponseHead(x_->out_head, x_->res_head, info);
   out_framing_ = info.framing;
   head_pending_ = true;
-  phase_ = Phase::kResponse;
-  response_started_ = false;
   if (!body_expected_) {
     x_->sink.size = 0;
     return writeResponse();
@@ -759,7 +555,7 @@ void Session::pumpResponse() {
 void Session::onResponseBodyRead(error_code ec) {
   if (ec == http::error::need_buffer) ec = {};
   if (ec) {
-    if (!response_started_) {
+    if (!responseStarted()) {
       if (timed_out_) {
         releaseUpstream(false);
         return reply(504, "upstream timeout", true);
@@ -778,7 +574,7 @@ void Session::writeResponse() {
   const bool last = !body_expected_ || x_->res->is_done();
   bytes_out_ += x_->sink.size;
   frameOut(x_->sink.size, last && body_expected_);
-  response_started_ = true;
+  phase_ = Phase::kResponse;  // from here on, bytes of the response may be out
   arm(gen_->snap->config.timeouts.body_read);
   asio::async_write(down_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
     self->head_pending_ = false;
@@ -795,7 +591,7 @@ void Session::beginExchange(bool header_complete) {
   arm_idx_ = 0;
   recorded_ = false;
   routed_any_ = header_complete;
-  if (header_complete) w_.newRequestId(request_id_);
+  if (header_complete) w_.random().requestId(request_id_);
   bytes_in_ = bytes_out_ = 0;
   upstream_used_ = false;
   x_->flags_header.clear();
@@ -856,7 +652,7 @@ std::string Session::accessLine(unsigned status, std::chrono::microseconds durat
 void Session::finishExchange() {
   record(x_->res->status());
   // A HEAD or bodyless response leaves the upstream parser done after the header.
-  bool reusable = x_->res->is_done() && x_->res->keep_alive() && request_sent_ && x_->ubuf.size() == 0;
+  bool reusable = x_->res->is_done() && x_->res->keep_alive() && x_->ubuf.size() == 0;
   releaseUpstream(reusable);
   gen_.reset();
   if (!keep_alive_) return lingerClose();
@@ -870,7 +666,7 @@ bool Session::retryOnFreshConnection(error_code ec) {
   // A kept-alive connection the upstream closed just as we reused it: safe to resend only when
   // the request had no body and no byte of a response arrived.
   // Only idempotent methods (RFC 9110 §9.2.2) are resent automatically.
-  if (!upstream_reused_ || retried_ || request_has_body_ || x_->ubuf.size() != 0 || !isPeerGone(ec) ||
+  if (!upstream_reused_ || retried_ || plan_.framing != Framing::kNone || x_->ubuf.size() != 0 || !isPeerGone(ec) ||
       !isIdempotent(x_->req->method()))
     return false;
   retried_ = true;
@@ -893,8 +689,7 @@ void Session::upstreamFailed(error_code ec, const char* stage) {
 }
 
 void Session::releaseUpstream(bool reusable) {
-  if (!has_upstream_) return;
-  has_upstream_ = false;
+  if (!up_ep_) return;
   // To the endpoint state, which outlives configuration changes; a retired endpoint closes it.
   UpstreamPool::release(*up_ep_, reusable ? &up_ : nullptr, gen_->pool.settings(cluster_).max_idle, Clock::now());
   up_ep_.reset();
@@ -910,7 +705,7 @@ void Session::dropMirror() {
 }
 
 void Session::reply(unsigned status, std::string_view text, bool close) {
-  if (response_started_) return abort();
+  if (responseStarted()) return abort();
   // Refused before a whole header arrived (400, 408, 414, 431, ...): counted under no route.
   if (!routed_any_) beginExchange(false);
   record(status);
@@ -927,17 +722,15 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
   x_->scratch += std::to_string(text.size() + 1);
   x_->scratch += keep_alive_ ? (version_ == 10 ? "\r\nConnection: keep-alive" : "") : "\r\nConnection: close";
   x_->scratch += "\r\nServer: fledge\r\n\r\n";
-  if (!head_) {  // a HEAD request gets the length of the body, not the body
+  if (!plan_.head) {  // a HEAD request gets the length of the body, not the body
     x_->scratch += text;
     x_->scratch += '\n';
   }
-  response_started_ = true;
   arm(gen_ ? gen_->snap->config.timeouts.body_read : w_.snapshot().config.timeouts.body_read);
   asio::async_write(down_, asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
     self->gen_.reset();
     if (!self->keep_alive_) return self->lingerClose();
-    self->response_started_ = false;
     self->readHeader();
   });
 }
@@ -946,7 +739,7 @@ void Session::lingerClose() {
   phase_ = Phase::kLinger;
   error_code ec;
   // The client asked to close and everything it sent was read: close at once, as nginx does.
-  if (client_close_ && x_ && x_->buf.size() == 0 && x_->req && x_->req->is_done()) return abort();
+  if (plan_.client_close && x_ && x_->buf.size() == 0 && x_->req && x_->req->is_done()) return abort();
   // Otherwise half-close, then read and discard for a while: closing with unread input would
   // send an RST that can destroy the response still in flight to the client.
   down_.shutdown(tcp::socket::shutdown_send, ec);
@@ -968,7 +761,7 @@ void Session::lingerClose() {
 }
 
 void Session::abort() {
-  if (response_started_ && x_ && x_->res && x_->res->is_header_done()) record(x_->res->status());
+  if (phase_ == Phase::kResponse && x_ && x_->res && x_->res->is_header_done()) record(x_->res->status());
   disarm();
   releaseUpstream(false);
   dropMirror();

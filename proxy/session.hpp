@@ -18,6 +18,7 @@
 #include "proxy/flag_context.hpp"
 #include "proxy/headers.hpp"
 #include "proxy/http_head.hpp"
+#include "proxy/planner.hpp"
 #include "proxy/worker.hpp"
 
 namespace fledge::proxy {
@@ -38,7 +39,18 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void onDrain();
 
  private:
-  enum class Phase { kIdle, kHeader, kConnect, kRequest, kResponseHeader, kResponse, kReply, kLinger };
+  // The one state the session reads: where the current exchange is.
+  enum class Phase {
+    kIdle,            // waiting for a request (no exchange memory held)
+    kHeader,          // reading the request header
+    kRequest,         // reading the request body (and, once connected, sending it)
+    kConnect,         // taking or opening an upstream connection
+    kResponseHeader,  // waiting for the response header (nothing sent to the client yet)
+    kResponse,        // relaying the response: bytes may be out, errors can only abort
+    kReply,           // sending a local reply
+    kLinger,          // closing: draining what the client still sends
+  };
+  bool responseStarted() const { return phase_ == Phase::kResponse || phase_ == Phase::kReply; }
 
   // Downstream request header.
   void readHeader();
@@ -49,7 +61,6 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void onHeaderError(error_code ec);
   void onHeader();
   // Upstream connection.
-  std::size_t chooseArm(const RouteSplit& rs, const RequestView& req);
   void connectUpstream();
   void onConnect(error_code ec);
   void onUpstreamReady();
@@ -65,7 +76,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   // Fills out_bufs_ with the pending head (if any) and `n` body bytes from chunk_, framed for
   // out_framing_; `last` ends the body.
   void frameOut(std::size_t n, bool last);
-  void onRequestWritten(error_code ec, std::size_t);
+  void onRequestWritten(error_code ec, bool last);
   // Response.
   void sendMirror();
   void readResponseHeader();
@@ -112,24 +123,15 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   Framing out_framing_ = Framing::kNone;
   std::array<boost::asio::const_buffer, 4> out_bufs_;
   char chunk_line_[24];
-  bool request_sent_ = false;
   std::string client_ip_;
-  // What the upstream head says, kept for the mirror copy (views into the exchange's head,
-  // normalized or absolute_target, or into the pinned snapshot).
-  std::string_view fwd_target_, fwd_host_, routed_host_;
+  Plan plan_;  // what onHeader decided for the current exchange (proxy/planner.hpp)
 
   Clock::time_point deadline_ = Clock::time_point::max();
   Phase phase_ = Phase::kIdle;
   bool timed_out_ = false;
   bool start_line_done_ = false;
   bool keep_alive_ = true;
-  bool client_close_ = false;  // the request asked to close the connection
-  bool head_ = false;
   bool body_expected_ = true;
-  bool expect_continue_ = false;
-  bool request_has_body_ = false;
-  bool response_started_ = false;
-  bool has_upstream_ = false;
   bool upstream_reused_ = false;
   bool retried_ = false;
   unsigned version_ = 11;

@@ -19,11 +19,10 @@ std::chrono::milliseconds sweepInterval(const Timeouts& t) {
   return std::clamp(m / 4, std::chrono::milliseconds(5), std::chrono::milliseconds(200));
 }
 
-std::uint64_t splitmix64(std::uint64_t& s) {
-  std::uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+
+std::uint64_t seed(unsigned index) {
+  std::random_device rd;
+  return (std::uint64_t{rd()} << 32) ^ rd() ^ index;
 }
 
 }  // namespace
@@ -37,9 +36,8 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snap)
     : index_(index),
       gen_(std::make_shared<Generation>(std::move(snap), registry_, nullptr)),
       published_metrics_(gen_->metrics),
+      random_(seed(index)),
       sweep_interval_(sweepInterval(gen_->snap->config.timeouts)) {
-  std::random_device rd;
-  rng_state_ = (std::uint64_t{rd()} << 32) ^ rd() ^ index;
   // One thread runs this context: let Asio skip its internal locking where it can.
   ioc_.emplace(1);
   sweep_timer_.emplace(*ioc_);
@@ -185,17 +183,6 @@ void Worker::apply(std::shared_ptr<const Snapshot> snap) {
 std::shared_ptr<const WorkerMetrics> Worker::currentMetrics() const {
   std::lock_guard lock(metrics_mu_);
   return published_metrics_;
-}
-
-std::uint64_t Worker::random() { return splitmix64(rng_state_); }
-
-void Worker::newRequestId(char out[32]) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::uint64_t a = splitmix64(rng_state_), b = splitmix64(rng_state_);
-  for (int i = 0; i < 16; ++i) {
-    out[i] = kHex[(a >> (60 - 4 * i)) & 0xf];
-    out[16 + i] = kHex[(b >> (60 - 4 * i)) & 0xf];
-  }
 }
 
 }  // namespace fledge::proxy

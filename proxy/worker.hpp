@@ -21,6 +21,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/planner.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/upstream_pool.hpp"
 
@@ -73,9 +74,8 @@ class Worker {
   // The metrics view in use (any thread).
   std::shared_ptr<const WorkerMetrics> currentMetrics() const;
   bool draining() const { return draining_; }
-  // A fresh 128-bit request id, as 32 lowercase hex digits.
-  void newRequestId(char out[32]);
-  std::uint64_t random();
+  Random& random() { return random_; }
+  PlanScratch& planScratch() { return plan_scratch_; }
 
   // Shadow copies: a request reserves a slot when it decides to mirror (false: `max_in_flight`
   // copies are already under way, nothing is buffered), then sends the copy on `gen` or gives the
@@ -92,9 +92,6 @@ class Worker {
   ExchangePool& exchanges() { return exchanges_; }
   // Where lingering closes read what they discard: nothing is kept, so all sessions share it.
   boost::asio::mutable_buffer discardBuffer() { return {discard_.get(), kDiscard}; }
-  // Scratch for flag evaluation; requests on one worker run one at a time between awaits.
-  flags::EvalScratch& evalScratch() { return eval_scratch_; }
-  flags::Arena& contextArena() { return context_arena_; }
 
  private:
   friend class Session;
@@ -118,9 +115,8 @@ class Worker {
       sessions_;
   std::size_t session_count_ = 0;
   std::uint32_t mirrors_in_flight_ = 0;  // shadow copies admitted and not finished
-  flags::EvalScratch eval_scratch_;
-  flags::Arena context_arena_;
-  std::uint64_t rng_state_;
+  PlanScratch plan_scratch_;  // requests on one worker are planned one at a time
+  Random random_;
   bool draining_ = false;
   std::chrono::milliseconds sweep_interval_;
   // Destroyed explicitly first in ~Worker so that sessions freed with it still see the pool.
