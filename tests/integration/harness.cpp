@@ -138,6 +138,14 @@ std::string writeTempFile(const std::string& content, const std::string& suffix)
   return buf.data();
 }
 
+std::string cluster(const std::string& name, const std::vector<std::string>& endpoints, const std::string& extra) {
+  std::string s = "\"" + name + "\":{\"endpoints\":[";
+  for (std::size_t i = 0; i < endpoints.size(); ++i) s += (i ? ",\"" : "\"") + endpoints[i] + "\"";
+  s += "]";
+  if (!extra.empty()) s += "," + extra;
+  return s + "}";
+}
+
 std::string config(const std::string& clusters_json, const std::string& routes_json, const std::string& extra) {
   std::string c = R"({"listeners":[{"name":"main","address":"127.0.0.1:0"}],)" +
                   std::string(extra.find("\"workers\"") == std::string::npos ? R"("workers":2,)" : "") +

@@ -90,6 +90,9 @@ class Fledge {
 
 std::string writeTempFile(const std::string& content, const std::string& suffix = ".json");
 
+// One member of a config's "clusters" object: "name":{"endpoints":[...],extra}.
+std::string cluster(const std::string& name, const std::vector<std::string>& endpoints, const std::string& extra = "");
+
 // A minimal config: one listener on port 0, admin on port 0, the given clusters and routes.
 std::string config(const std::string& clusters_json, const std::string& routes_json, const std::string& extra = "");
 

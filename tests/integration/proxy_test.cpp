@@ -14,14 +14,6 @@
 namespace fledge::test {
 namespace {
 
-std::string cluster(const std::string& name, const std::vector<std::string>& endpoints, const std::string& extra = "") {
-  std::string s = "\"" + name + "\":{\"endpoints\":[";
-  for (std::size_t i = 0; i < endpoints.size(); ++i) s += (i ? ",\"" : "\"") + endpoints[i] + "\"";
-  s += "]";
-  if (!extra.empty()) s += "," + extra;
-  return s + "}";
-}
-
 std::string oneRoute(const std::string& cluster_name) {
   return R"([{"name":"all","match":{"path_prefix":"/"},"cluster":")" + cluster_name + "\"}]";
 }

@@ -26,14 +26,6 @@ namespace {
 // ------------------------------------------------------------------------------------------------
 // Shared helpers
 
-std::string cluster(const std::string& name, const std::vector<std::string>& endpoints, const std::string& extra = "") {
-  std::string s = "\"" + name + "\":{\"endpoints\":[";
-  for (std::size_t i = 0; i < endpoints.size(); ++i) s += (i ? ",\"" : "\"") + endpoints[i] + "\"";
-  s += "]";
-  if (!extra.empty()) s += "," + extra;
-  return s + "}";
-}
-
 // A single cluster "up" and a catch-all route to it.
 std::string simple(const std::string& endpoint, const std::string& extra = "", const std::string& cluster_extra = "",
                    const std::string& route_extra = "") {
