@@ -994,3 +994,33 @@ TEST(SecurityNames, AdminRefusesBadRouteMatchesAndChangesNothing) {
 
 }  // namespace
 }  // namespace fledge::test
+
+namespace fledge::test {
+namespace {
+
+// A stale kept-alive connection (the upstream reads the request, then closes without answering)
+// is resent on a fresh connection only for idempotent methods (RFC 9110 §9.2.2): never a POST,
+// even without a body.
+TEST(SecurityRetry, OnlyIdempotentMethodsAreResentAfterAStaleClose) {
+  RawUpstream up([](tcp::socket& s) {
+    std::string carry;
+    if (!readRequest(s, carry)) return;
+    writeAll(s, kHello);
+    if (!readRequest(s, carry)) return;  // the second request on a connection: hang up instead
+    boost::system::error_code ec;
+    s.shutdown(tcp::socket::shutdown_both, ec);
+  });
+  Fledge f(simple(up.address(), R"("workers":1)"));
+  Client c(f.port());
+  EXPECT_EQ(c.request(http::verb::get, "/a").body(), "hello");
+  auto retried = c.request(http::verb::get, "/b");  // reuses the connection, which hangs up
+  EXPECT_EQ(retried.result_int(), 200);
+  EXPECT_EQ(retried.body(), "hello");
+  EXPECT_EQ(up.connections(), 2);
+  auto post = c.request(http::verb::post, "/c", {{"Content-Length", "0"}});
+  EXPECT_EQ(post.result_int(), 502);
+  EXPECT_EQ(up.connections(), 2);  // not resent
+}
+
+}  // namespace
+}  // namespace fledge::test
