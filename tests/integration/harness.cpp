@@ -160,7 +160,8 @@ std::string config(const std::string& clusters_json, const std::string& routes_j
 Fledge::Fledge(const std::string& config_json) {
   config_path_ = writeTempFile(config_json);
   proc_ = std::make_unique<Process>(std::vector<std::string>{fledgeBinary(), "--config", config_path_});
-  if (!proc_->waitForLog("\"msg\":\"started\"")) {
+  // Generous: an ASan build on a loaded 2-core machine can take seconds to start.
+  if (!proc_->waitForLog("\"msg\":\"started\"", 30s)) {
     throw std::runtime_error("fledge did not start: " + proc_->log());
   }
   port_ = portFromLog(proc_->log(), "listening");
