@@ -305,7 +305,7 @@ void AdminApi::install(HttpServer& server) {
 }
 
 AdminApi::Error AdminApi::apply(State& s, std::string_view method, std::string_view path, std::string_view body,
-                                std::string& resource, std::string& before, std::string& after) {
+                                std::string& resource, std::string& before, std::string& after) const {
   auto parts = splitPath(path);
   if (parts.size() < 2 || parts[1].empty()) return err(404, "not found");
   const std::string_view kind = parts[0];
@@ -511,53 +511,64 @@ Response AdminApi::handle(const Request& req) {
                                                  im->value() != "\"" + std::to_string(version_) + "\"")
     return errorResponse(req, err(412, "the configuration changed (now version " + std::to_string(version_) + ")"));
 
-  State next = state_;
-  std::string resource, before, after;
   const std::string action = std::string(req.method_string()) + " " + std::string(path.empty() ? "" : "/api/v1/") + std::string(path);
+  Write w = prepareWrite(req.method_string(), path, req.body());
+  if (w.error.status) return errorResponse(req, w.error);
+  std::string answer = path == "batch" ? "{\"version\":" + std::to_string(version_ + 1) + "}" : (w.after == "null" ? "{}" : w.after);
+  return commitAndPublish(req, std::move(w.next), std::move(w.snap), who->name, action, w.resource, w.before, w.after,
+                          answer);
+}
+
+AdminApi::Write AdminApi::prepareWrite(std::string_view method, std::string_view path, std::string_view body) const {
+  Write w;
+  w.next = state_;
+  auto fail = [&w](Error e) {
+    w.error = std::move(e);
+    return std::move(w);
+  };
   if (path == "batch") {
-    if (req.method() != http::verb::post) return errorResponse(req, err(405, "method not allowed"));
-    if (std::string e = checkJson(req.body(), "object"); !e.empty()) return errorResponse(req, err(400, e, "body"));
-    auto bm = members(req.body()).value_or(std::vector<std::pair<std::string, std::string>>{});
+    if (method != "POST") return fail(err(405, "method not allowed"));
+    if (std::string e = checkJson(body, "object"); !e.empty()) return fail(err(400, e, "body"));
+    auto bm = members(body).value_or(std::vector<std::pair<std::string, std::string>>{});
     for (const auto& [k, v] : bm)
-      if (k != "operations") return errorResponse(req, err(400, "unknown field", k));
-    auto ops = elements(getMember(req.body(), "operations").value_or(""));
-    if (!ops || ops->empty()) return errorResponse(req, err(400, "must be a non-empty array", "operations"));
+      if (k != "operations") return fail(err(400, "unknown field", k));
+    auto ops = elements(getMember(body, "operations").value_or(""));
+    if (!ops || ops->empty()) return fail(err(400, "must be a non-empty array", "operations"));
     std::string befores = "[", afters = "[", resources;
     for (std::size_t i = 0; i < ops->size(); ++i) {
       const std::string field = "operations[" + std::to_string(i) + "]";
       auto om = members((*ops)[i]);
-      if (!om) return errorResponse(req, err(400, "must be an object {method, path, body}", field));
-      std::string method, op_path, body = "{}";
+      if (!om) return fail(err(400, "must be an object {method, path, body}", field));
+      std::string op_method, op_path, op_body = "{}";
       for (const auto& [k, v] : *om) {
-        if (k == "method") method = unquote(v);
+        if (k == "method") op_method = unquote(v);
         else if (k == "path") op_path = unquote(v);
-        else if (k == "body") body = v;
-        else return errorResponse(req, err(400, "unknown field", field + "." + k));
+        else if (k == "body") op_body = v;
+        else return fail(err(400, "unknown field", field + "." + k));
       }
-      if (op_path.rfind(std::string(kPrefix), 0) != 0) return errorResponse(req, err(400, "must start with /api/v1/", field + ".path"));
-      if (method != "PUT" && method != "DELETE") return errorResponse(req, err(400, "must be PUT or DELETE", field + ".method"));
+      if (op_path.rfind(std::string(kPrefix), 0) != 0) return fail(err(400, "must start with /api/v1/", field + ".path"));
+      if (op_method != "PUT" && op_method != "DELETE") return fail(err(400, "must be PUT or DELETE", field + ".method"));
       std::string r, b, a;
-      Error e = apply(next, method, std::string_view(op_path).substr(kPrefix.size()), body, r, b, a);
+      Error e = apply(w.next, op_method, std::string_view(op_path).substr(kPrefix.size()), op_body, r, b, a);
       if (e.status) {
         e.message = field + ": " + e.message;
-        return errorResponse(req, e);
+        return fail(std::move(e));
       }
       befores += (i ? "," : "") + b;
       afters += (i ? "," : "") + a;
       resources += (i ? "," : "") + r;
     }
-    resource = resources;
-    before = befores + "]";
-    after = afters + "]";
+    w.resource = resources;
+    w.before = befores + "]";
+    w.after = afters + "]";
   } else {
-    Error e = apply(next, req.method_string(), path, req.body(), resource, before, after);
-    if (e.status) return errorResponse(req, e);
+    Error e = apply(w.next, method, path, body, w.resource, w.before, w.after);
+    if (e.status) return fail(std::move(e));
   }
   Error e;
-  auto snap = validate(next, e);
-  if (!snap) return errorResponse(req, e);
-  std::string answer = path == "batch" ? "{\"version\":" + std::to_string(version_ + 1) + "}" : (after == "null" ? "{}" : after);
-  return commitAndPublish(req, std::move(next), std::move(snap), who->name, action, resource, before, after, answer);
+  w.snap = validate(w.next, e);
+  if (!w.snap) return fail(std::move(e));
+  return w;
 }
 
 }  // namespace fledge::admin

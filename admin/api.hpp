@@ -53,12 +53,23 @@ class AdminApi {
     std::string field;
   };
 
+  // A write as handle() checks it once the caller may write: `path` below /api/v1/ ("batch" for
+  // a batch of operations) applied to a copy of the current state, which is then validated.
+  // Nothing is stored or published (tests/fuzz/admin_body_fuzz.cpp drives this).
+  struct Write {
+    State next;                                   // the state after the write
+    std::shared_ptr<const proxy::Snapshot> snap;  // `next`, validated and compiled
+    std::string resource, before, after;          // for the answer and the audit entry
+    Error error;                                  // status 0: the write is valid
+  };
+  Write prepareWrite(std::string_view method, std::string_view path, std::string_view body) const;
+
  private:
   Response handle(const Request& req);
   // Applies one write to `state`; `resource` and `before`/`after` describe it for the answer
   // and the audit log.
   Error apply(State& state, std::string_view method, std::string_view path, std::string_view body, std::string& resource,
-              std::string& before, std::string& after);
+              std::string& before, std::string& after) const;
   std::shared_ptr<const proxy::Snapshot> validate(const State& state, Error& err) const;
   Response commitAndPublish(const Request& req, State next, std::shared_ptr<const proxy::Snapshot> snap,
                             const std::string& actor, const std::string& action, const std::string& resource,

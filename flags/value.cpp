@@ -171,6 +171,36 @@ void appendJsString(std::string& out, const Value& v) {
   }
 }
 
+namespace {
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlong forms, surrogates or
+// code points above U+10FFFF), or 0.
+std::size_t utf8Length(std::string_view s, std::size_t i) {
+  auto at = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
+  const unsigned char c = at(0);
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // the second byte's range
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size() || at(1) < lo || at(1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k)
+    if (at(k) < 0x80 || at(k) > 0xBF) return 0;
+  return n;
+}
+
+}  // namespace
+
 void appendJson(std::string& out, const Value& v) {
   static constexpr char kHex[] = "0123456789abcdef";
   switch (v.type) {
@@ -182,7 +212,19 @@ void appendJson(std::string& out, const Value& v) {
       return;
     case Type::kString:
       out += '"';
-      for (unsigned char c : v.sv()) {
+      for (std::size_t i = 0; i < v.size; ++i) {
+        const auto c = static_cast<unsigned char>(v.str[i]);
+        if (c >= 0x80) {
+          // JSON text is UTF-8 (RFC 8259 §8.1): bytes that are not (a percent-decoded OFREP
+          // key, a request target in the access log) become U+FFFD, as decoders show them.
+          if (const std::size_t n = utf8Length(v.sv(), i)) {
+            out.append(v.str + i, n);
+            i += n - 1;
+          } else {
+            out += "\\ufffd";
+          }
+          continue;
+        }
         switch (c) {
           case '"': out += "\\\""; break;
           case '\\': out += "\\\\"; break;

@@ -22,5 +22,22 @@ TEST(LogLimiter, AtMostTenLinesPerSecondThenTheCountOfWhatWasHeldBack) {
   EXPECT_EQ(suppressed, 0u);
 }
 
+// Log lines, the access log and API answers are JSON: bytes that are not UTF-8 (a request
+// target, a percent-decoded key) must not make them invalid (found by tests/fuzz ofrep_body).
+TEST(LogJson, StringsStayValidUtf8) {
+  auto json = [](std::string_view s) {
+    std::string out;
+    appendJsonString(out, s);
+    return out;
+  };
+  EXPECT_EQ(json("caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"), "\"caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80\"");
+  EXPECT_EQ(json("a\xFF" "b"), "\"a\\ufffdb\"");
+  EXPECT_EQ(json("\xC3"), "\"\\ufffd\"");                      // truncated
+  EXPECT_EQ(json("\xC0\xAF"), "\"\\ufffd\\ufffd\"");             // overlong '/'
+  EXPECT_EQ(json("\xED\xA0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");   // a surrogate
+  EXPECT_EQ(json("\xF4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");  // above U+10FFFF
+  EXPECT_EQ(json("q\"\\\n\x01"), "\"q\\\"\\\\\\n\\u0001\"");
+}
+
 }  // namespace
 }  // namespace fledge::log
