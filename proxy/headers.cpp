@@ -120,6 +120,18 @@ bool isTchar(unsigned char c) {
 
 }  // namespace
 
+bool onlyChunked(const Head& head) {
+  std::size_t codings = 0;
+  bool chunked = false;
+  for (std::size_t i = 0; i < head.size(); ++i)
+    if (head.id(i) == http::field::transfer_encoding)
+      for (auto tok : http::token_list{head.value(i)}) {
+        ++codings;
+        chunked = iequals(tok, "chunked");
+      }
+  return codings == 1 && chunked;
+}
+
 bool isFieldName(std::string_view name) {
   if (name.empty()) return false;
   for (char c : name)

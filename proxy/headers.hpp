@@ -34,6 +34,9 @@ bool appendHeaderLine(std::string& out, std::string_view name, std::string_view 
 // in x-fledge-flags, where ',', '=' and spaces delimit.
 void appendPercentEncoded(std::string& out, std::string_view s);
 
+// True when the message's Transfer-Encoding is exactly "chunked" (one coding over all fields).
+bool onlyChunked(const Head& head);
+
 struct RequestHeadInfo {
   std::string_view method;
   std::string_view target;

@@ -37,17 +37,6 @@ bool tokenEquals(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-// True when the request's Transfer-Encoding is exactly "chunked" (one coding, one field).
-bool onlyChunked(const Head& head) {
-  std::size_t codings = 0;
-  for (std::size_t i = 0; i < head.size(); ++i)
-    if (head.id(i) == http::field::transfer_encoding)
-      for (auto tok : http::token_list{head.value(i)}) {
-        (void)tok;
-        ++codings;
-      }
-  return codings == 1;
-}
 
 struct Planner {
   const Head& head;

@@ -191,9 +191,13 @@ void Session::onHeaderRead(error_code ec, std::size_t n) {
 void Session::parseBufferedHeader() {
   const auto& limits = w_.snapshot().config.limits;
   error_code ec;
-  // Tolerate empty lines before a request (RFC 9112 §2.2).
-  while (x_->buf.size() >= 2 && bufferView(x_->buf).substr(0, 2) == "\r\n") x_->buf.consume(2);
-  while (x_->buf.size() >= 1 && bufferView(x_->buf)[0] == '\n') x_->buf.consume(1);
+  // Tolerate empty lines before a request (RFC 9112 §2.2) — only before its start line: inside
+  // the head an empty line ends it, and skipping one that arrived in its own read would join
+  // the next bytes to the head (a field injected after the end of the header).
+  if (!start_line_done_) {
+    while (x_->buf.size() >= 2 && bufferView(x_->buf).substr(0, 2) == "\r\n") x_->buf.consume(2);
+    while (x_->buf.size() >= 1 && bufferView(x_->buf)[0] == '\n') x_->buf.consume(1);
+  }
   if (x_->buf.size() != 0) {
     std::size_t used = x_->req->put(x_->buf.data(), ec);
     x_->buf.consume(used);
@@ -517,6 +521,12 @@ void Session::onResponseHeader(error_code ec) {
   }
   unsigned status = x_->res->status();
   if (status < 100 || status > 599) return upstreamFailed(http::error::bad_status, "invalid status code");
+  // Framing Fledge relays exactly: a Transfer-Encoding must be exactly "chunked", without a
+  // Content-Length (RFC 9112 §6.3: both at once "ought to be handled as an error"); any other
+  // coding list is refused, as nginx does.
+  if (x_->res_head.has(http::field::transfer_encoding) &&
+      (!onlyChunked(x_->res_head) || x_->res_head.has(http::field::content_length)))
+    return upstreamFailed(http::error::bad_transfer_encoding, "unsupported transfer-encoding");
   if (status >= 100 && status < 200) {
     if (status == 101) return upstreamFailed(http::error::bad_value, "unexpected 101 response");
     return readResponseHeader();  // interim responses (e.g. 103) are not relayed

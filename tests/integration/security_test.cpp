@@ -1024,3 +1024,60 @@ TEST(SecurityRetry, OnlyIdempotentMethodsAreResentAfterAStaleClose) {
 
 }  // namespace
 }  // namespace fledge::test
+
+namespace fledge::test {
+namespace {
+
+// Found by the request_head fuzz target: empty lines are skipped only before a request's start
+// line. Skipping one that arrived in its own read inside a head joined the next bytes to it.
+TEST(SecuritySplitReads, EmptyLineInItsOwnReadEndsTheHead) {
+  EchoUpstream up("up");
+  Fledge f(simple(up.address(), R"("workers":1)"));
+  {
+    Client c(f.port(), 5s);
+    c.send("GET /first HTTP/1.1\r\nHost: a\r\n\r");
+    std::this_thread::sleep_for(50ms);
+    c.send("\nX-Injected: 1\r\n\r\n");
+    auto res = c.read();
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_EQ(echoField(res.body(), "target"), "/first");
+    EXPECT_FALSE(echoHeader(res.body(), "x-injected")) << res.body();
+    EXPECT_EQ(c.read().result_int(), 400);  // "X-Injected: 1" is no request line
+  }
+  {
+    Client c(f.port(), 5s);  // the end of an HTTP/1.0 head in a read of its own: answered, not 408
+    c.send("GET /ten HTTP/1.0\r\n");
+    std::this_thread::sleep_for(50ms);
+    c.send("\r\n");
+    EXPECT_EQ(c.read().result_int(), 200);
+  }
+}
+
+// Found by the response_head fuzz target: a response's Transfer-Encoding must be exactly
+// "chunked" with no Content-Length, else 502 (as nginx); Fledge never relays a framing it
+// would have to guess.
+TEST(SecurityResponseFraming, TransferEncodingOtherThanChunkedIs502) {
+  RawUpstream up([](tcp::socket& s) {
+    std::string carry;
+    while (auto head = readRequest(s, carry)) {
+      const std::string t = targetOf(*head);
+      if (t == "/gzip-cl") writeAll(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nhello");
+      else if (t == "/twice") writeAll(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+      else if (t == "/gzip-chunked") writeAll(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+      else if (t == "/nonfinal") writeAll(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nhello");
+      else writeAll(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+      if (t != "/chunked") return;  // the others leave the connection in an unknown state
+    }
+  });
+  Fledge f(simple(up.address(), R"("workers":1)"));
+  for (std::string t : {"/gzip-cl", "/twice", "/gzip-chunked", "/nonfinal"}) {
+    std::string line = statusLine(f.port(), get11(t, "t", "Connection: close\r\n"));
+    EXPECT_EQ(line.rfind("HTTP/1.1 502 ", 0), 0u) << t << " -> " << line;
+  }
+  auto ok = get(f.port(), "/chunked");
+  EXPECT_EQ(ok.result_int(), 200);
+  EXPECT_EQ(ok.body(), "hello");
+}
+
+}  // namespace
+}  // namespace fledge::test
