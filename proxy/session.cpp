@@ -494,16 +494,8 @@ void Session::readResponseHeader() {
   x_->res->body_limit(std::numeric_limits<std::uint64_t>::max());
   if (plan_.head) x_->res->skip(true);
   arm(gen_->snap->config.timeouts.upstream_response);
-  auto read = [self = shared_from_this()] {
-    http::async_read_header(self->up_, self->x_->ubuf, *self->x_->res,
-                            [self](error_code ec, std::size_t) { self->onResponseHeader(ec); });
-  };
-  if (x_->ubuf.size() != 0) return read();  // an interim response left the next one buffered
-  // The answer is rarely there the moment the request is sent: wait for it instead of trying a
-  // read that would fail with EAGAIN (one syscall saved per request).
-  up_.async_wait(tcp::socket::wait_read, [self = shared_from_this(), read](error_code ec) {
-    if (ec) return self->onResponseHeader(ec);
-    read();
+  http::async_read_header(up_, x_->ubuf, *x_->res, [self = shared_from_this()](error_code ec, std::size_t) {
+    self->onResponseHeader(ec);
   });
 }
 
