@@ -128,7 +128,7 @@ struct Planner {
     // than chunked are ones Fledge would not apply: 501, as nginx answers.
     if (head.has(http::field::transfer_encoding)) {
       if (!facts.chunked) return refuse(400, "bad request: unsupported transfer-encoding");
-      if (!onlyChunked(head)) return refuse(501, "transfer-coding not implemented");
+      if (!onlyChunked(head)) return refuse(501, "transfer-coding unsupported");
     }
     const std::size_t host_count = head.count(http::field::host);
     if (host_count > 1 || (facts.version == 11 && host_count == 0)) return refuse(400, "bad request: host");
