@@ -68,12 +68,12 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   // Request body relay.
   void startBody();
   void readBody();
-  bool pieceComplete() const;  // chunk_ holds the next piece to send
+  bool pieceComplete() const;  // the exchange's chunk holds the next piece to send
   void armBody();              // inactivity and minimum-rate deadline
   void onRequestBodyRead(error_code ec);
   void onBodyPiece();
   void writeRequest();
-  // Fills out_bufs_ with the pending head (if any) and `n` body bytes from chunk_, framed for
+  // Fills out_bufs_ with the pending head (if any) and `n` body bytes from the exchange's chunk, framed for
   // out_framing_; `last` ends the body.
   void frameOut(std::size_t n, bool last);
   void onRequestWritten(error_code ec, bool last);

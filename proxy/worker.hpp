@@ -84,7 +84,6 @@ class Worker {
   void releaseMirrorSlot() { --mirrors_in_flight_; }
   void mirror(std::string request, std::shared_ptr<Generation> gen, std::size_t route, std::size_t cluster,
               std::chrono::milliseconds timeout);
-  WorkerMetrics& metrics() { return *gen_->metrics; }
   void setAccessLog(AccessLog* log) { access_log_ = log; }
   AccessLog* accessLog() { return access_log_; }
   unsigned index() const { return index_; }
