@@ -83,15 +83,13 @@ std::string_view bufferView(const beast::flat_buffer& b) {
 
 }  // namespace
 
-// TCP_NODELAY comes from the listening socket and the peer address from accept(): no syscall
-// here but the switch to non-blocking mode that reads of idle connections rely on.
-Session::Session(Worker& worker, tcp::socket socket, const tcp::endpoint& peer)
-    : w_(worker), down_(std::move(socket)), up_(worker.ioc()) {
+// TCP_NODELAY comes from the listening socket, the peer address and non-blocking mode from
+// accept4() (Worker::acceptReady): no syscall here.
+Session::Session(Worker& worker, int fd, const tcp::endpoint& peer)
+    : w_(worker), down_(worker.ioc(), peer.protocol(), fd), up_(worker.ioc()) {
   w_.sessions_.push_back(*this);
   ++w_.session_count_;
   add(w_.counters().downstream, 1);
-  boost::system::error_code ec;
-  down_.non_blocking(true, ec);
   auto addr = peer.address();
   if (addr.is_v6() && addr.to_v6().is_v4_mapped()) addr = asio::ip::make_address_v4(asio::ip::v4_mapped, addr.to_v6());
   client_ip_ = addr.to_string();
@@ -115,18 +113,17 @@ void Session::checkDeadline(Clock::time_point now) {
   if (now < deadline_) return;
   disarm();
   timed_out_ = true;
+  down_.cancel();
   boost::system::error_code ec;
-  down_.cancel(ec);
   if (up_.is_open()) up_.cancel(ec);
 }
 
 void Session::onDrain() {
   keep_alive_ = false;
   if (phase_ == Phase::kIdle && !x_) {
-    boost::system::error_code ec;
-    down_.cancel(ec);
-    down_.shutdown(tcp::socket::shutdown_both, ec);
-    down_.close(ec);
+    down_.cancel();
+    down_.shutdown(tcp::socket::shutdown_both);
+    down_.close();
   }
 }
 
@@ -148,16 +145,16 @@ void Session::readHeader() {
   // Idle: nothing in flight, so the exchange's memory goes back to the worker until bytes come.
   w_.exchanges().give(std::move(x_));
   arm(w_.snapshot().config.timeouts.idle);
-  down_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) { self->onReadable(ec); });
+  down_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) { self->onReadable(ec); });
 }
 
 void Session::onReadable(error_code ec) {
   if (ec) return;  // idle timeout, drain or shutdown: just close
   if (!x_) x_ = w_.exchanges().take();
-  std::size_t n = down_.read_some(x_->buf.prepare(kReadSize), ec);
+  std::size_t n = down_.readSome(x_->buf.prepare(kReadSize), ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) {
     w_.exchanges().give(std::move(x_));
-    down_.async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code e) { self->onReadable(e); });
+    down_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code e) { self->onReadable(e); });
     return;
   }
   prepareParser();
@@ -208,7 +205,7 @@ void Session::parseBufferedHeader() {
     if (!start_line_done_ && requestLineTooLong(bufferView(x_->buf), limits.max_request_line))
       return reply(414, "request line too long", true);
   }
-  down_.async_read_some(x_->buf.prepare(kReadSize), beast::bind_front_handler(&Session::onHeaderRead, shared_from_this()));
+  down_.socket().async_read_some(x_->buf.prepare(kReadSize), beast::bind_front_handler(&Session::onHeaderRead, shared_from_this()));
 }
 
 void Session::onHeaderError(error_code ec) {
@@ -326,7 +323,7 @@ void Session::startBody() {
 void Session::send100Continue() {
   x_->scratch = "HTTP/1.1 100 Continue\r\n\r\n";
   arm(gen_->snap->config.timeouts.body_read);
-  asio::async_write(down_, asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
+  asio::async_write(down_.socket(), asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
     self->readBody();
   });
@@ -370,7 +367,7 @@ void Session::readBody() {
   }
   if (pieceComplete()) return onBodyPiece();
   armBody();
-  http::async_read_some(down_, x_->buf, *x_->req, [self = shared_from_this()](error_code ec, std::size_t) {
+  http::async_read_some(down_.socket(), x_->buf, *x_->req, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onRequestBodyRead(ec);
   });
 }
@@ -585,12 +582,30 @@ void Session::writeResponse() {
   frameOut(x_->sink.size, last && body_expected_);
   phase_ = Phase::kResponse;  // from here on, bytes of the response may be out
   arm(gen_->snap->config.timeouts.body_read);
-  asio::async_write(down_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
-    self->head_pending_ = false;
-    if (ec) return self->abort();
-    if (!last) return self->pumpResponse();
-    self->finishExchange();
+  // The client socket is non-blocking: when it takes the whole piece (nearly always), the
+  // exchange goes on at once instead of a scheduler turn later. For a connection that closes
+  // after this response, that turn decides whether Fledge or the client closes first.
+  // The last piece before a close goes out with MSG_MORE: the close that follows at once then
+  // sends it and the FIN in one segment, which the client handles in one wake-up.
+  error_code ec;
+  std::size_t n = down_.writeSome(out_bufs_, ec, last && !keep_alive_ ? MSG_MORE : 0);
+  if (!ec && n == asio::buffer_size(out_bufs_)) return onResponseWritten(last);
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) return abort();
+  for (auto& b : out_bufs_) {
+    const std::size_t k = std::min(n, b.size());
+    b += k;
+    n -= k;
+  }
+  asio::async_write(down_.socket(), out_bufs_, [self = shared_from_this(), last](error_code e, std::size_t) {
+    if (e) return self->abort();
+    self->onResponseWritten(last);
   });
+}
+
+void Session::onResponseWritten(bool last) {
+  head_pending_ = false;
+  if (!last) return pumpResponse();
+  finishExchange();
 }
 
 void Session::beginExchange(bool header_complete) {
@@ -736,7 +751,7 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
     x_->scratch += '\n';
   }
   arm(gen_ ? gen_->snap->config.timeouts.body_read : w_.snapshot().config.timeouts.body_read);
-  asio::async_write(down_, asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
+  asio::async_write(down_.socket(), asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
     self->gen_.reset();
     if (!self->keep_alive_) return self->lingerClose();
@@ -746,13 +761,11 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
 
 void Session::lingerClose() {
   phase_ = Phase::kLinger;
-  error_code ec;
   // The client asked to close and everything it sent was read: close at once, as nginx does.
   if (plan_.client_close && x_ && x_->buf.size() == 0 && x_->req && x_->req->is_done()) return abort();
   // Otherwise half-close, then read and discard for a while: closing with unread input would
   // send an RST that can destroy the response still in flight to the client.
-  down_.shutdown(tcp::socket::shutdown_send, ec);
-  if (ec) return abort();
+  if (!down_.shutdown(tcp::socket::shutdown_send)) return abort();
   w_.exchanges().give(std::move(x_));  // what is read now is dropped into the worker's sink
   linger_bytes_ = 0;
   deadline_ = Clock::now() + kLingerTime;
@@ -763,10 +776,10 @@ void Session::lingerClose() {
       auto& s = *self;
       s.linger_bytes_ += n;
       if (ec || s.linger_bytes_ > kLingerMaxBytes) return s.abort();
-      s.down_.async_read_some(s.w_.discardBuffer(), std::move(*this));
+      s.down_.socket().async_read_some(s.w_.discardBuffer(), std::move(*this));
     }
   };
-  down_.async_read_some(w_.discardBuffer(), Drain{shared_from_this()});
+  down_.socket().async_read_some(w_.discardBuffer(), Drain{shared_from_this()});
 }
 
 void Session::abort() {
@@ -774,8 +787,7 @@ void Session::abort() {
   disarm();
   releaseUpstream(false);
   dropMirror();
-  error_code ec;
-  down_.close(ec);
+  down_.close();
 }
 
 }  // namespace fledge::proxy

@@ -14,6 +14,7 @@
 #include <optional>
 #include <string>
 
+#include "proxy/client_connection.hpp"
 #include "proxy/exchange.hpp"
 #include "proxy/flag_context.hpp"
 #include "proxy/headers.hpp"
@@ -29,7 +30,8 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   using tcp = boost::asio::ip::tcp;
   using error_code = boost::system::error_code;
 
-  Session(Worker& worker, tcp::socket socket, const tcp::endpoint& peer);
+  // `fd`: the accepted connection, non-blocking; the session owns it.
+  Session(Worker& worker, int fd, const tcp::endpoint& peer);
   ~Session();
 
   void start();
@@ -84,6 +86,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void pumpResponse();
   void onResponseBodyRead(error_code ec);
   void writeResponse();
+  void onResponseWritten(bool last);
   void finishExchange();
   void beginExchange(bool header_complete);  // per-request state for metrics and the access log
   void record(unsigned status);  // once per exchange: metrics and the access log
@@ -104,7 +107,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void disarm() { deadline_ = Clock::time_point::max(); }
 
   Worker& w_;
-  tcp::socket down_;
+  ClientConnection down_;
   tcp::socket up_;
   std::unique_ptr<Exchange> x_;  // from the worker's stock while a request is in flight
   const MirrorConfig* mirror_ = nullptr;  // set while this request is to be mirrored

@@ -2,6 +2,10 @@
 
 #include <boost/asio/post.hpp>
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <random>
 
 #include "proxy/log.hpp"
@@ -65,9 +69,10 @@ Worker::tcp::endpoint Worker::listen(const tcp::endpoint& ep, boost::system::err
   if (ec) return {};
   acc.listen(4096, ec);
   if (ec) return {};
+  acc.non_blocking(true, ec);  // acceptReady drains the backlog until accept4 says EAGAIN
+  if (ec) return {};
   auto bound = acc.local_endpoint(ec);
   acceptors_.push_back(std::move(acc));
-  peers_.emplace_back();
   return bound;
 }
 
@@ -92,23 +97,50 @@ void Worker::start() {
 }
 
 void Worker::accept(std::size_t i) {
-  acceptors_[i].async_accept(*ioc_, peers_[i], [this, i](boost::system::error_code ec, tcp::socket socket) {
-    if (draining_ || !acceptors_[i].is_open()) return;
-    if (ec) {
-      if (ec == asio::error::operation_aborted) return;
-      // EMFILE and friends: back off briefly instead of spinning.
+  acceptors_[i].async_wait(tcp::acceptor::wait_read, [this, i](boost::system::error_code ec) {
+    if (ec == asio::error::operation_aborted) return;
+    acceptReady(i);
+  });
+}
+
+// Connections are taken with accept4, not Asio's accept: it makes them non-blocking without an
+// ioctl, and leaves registering with epoll to the session, which does it only if it has to wait
+// (proxy/client_connection.hpp).
+void Worker::acceptReady(std::size_t i) {
+  // A bounded batch per turn so that a flood of connections cannot starve the ones already open;
+  // the rest of the backlog is taken on a posted turn (an edge-triggered wait would not fire for
+  // connections already queued).
+  constexpr int kBatch = 32;
+  auto& acc = acceptors_[i];
+  for (int n = 0; n < kBatch; ++n) {
+    if (draining_ || !acc.is_open()) return;
+    tcp::endpoint peer;
+    socklen_t len = static_cast<socklen_t>(peer.capacity());
+    int fd = ::accept4(acc.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return accept(i);
+      // The peer gave up before we took it, or a signal: take the next one.
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM: back off briefly instead of spinning.
       static log::Limiter accept_log;
-      log::limited(accept_log, log::Level::kWarn, "accept failed", {{"worker", std::to_string(index_)}, {"error", ec.message()}});
+      log::limited(accept_log, log::Level::kWarn, "accept failed",
+                   {{"worker", std::to_string(index_)}, {"error", boost::system::error_code(err, boost::system::system_category()).message()}});
       auto t = std::make_shared<asio::steady_timer>(*ioc_, std::chrono::milliseconds(50));
       t->async_wait([this, i, t](boost::system::error_code) {
         if (!draining_) accept(i);
       });
       return;
     }
+    peer.resize(len);
     const auto cap = gen_->snap->config.limits.max_connections;
-    if (cap == 0 || session_count_ < cap) std::make_shared<Session>(*this, std::move(socket), peers_[i])->start();
-    accept(i);
-  });
+    if (cap != 0 && session_count_ >= cap) {
+      ::close(fd);
+      continue;
+    }
+    std::make_shared<Session>(*this, fd, peer)->start();
+  }
+  asio::post(*ioc_, [this, i] { acceptReady(i); });
 }
 
 void Worker::scheduleSweep() {

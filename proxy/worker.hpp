@@ -95,7 +95,8 @@ class Worker {
  private:
   friend class Session;
   friend class MirrorCall;
-  void accept(std::size_t i);
+  void accept(std::size_t i);       // waits until acceptor i has a connection queued
+  void acceptReady(std::size_t i);  // takes the queued connections of acceptor i
   void scheduleSweep();
   void sweep();
 
@@ -121,7 +122,6 @@ class Worker {
   // Destroyed explicitly first in ~Worker so that sessions freed with it still see the pool.
   std::optional<boost::asio::io_context> ioc_;
   std::vector<tcp::acceptor> acceptors_;
-  std::vector<tcp::endpoint> peers_;  // per acceptor: the address accept() reports
   std::optional<boost::asio::steady_timer> sweep_timer_;
   std::thread thread_;
 };

@@ -269,6 +269,49 @@ TEST(Proxy, ConnectionCloseAndHttp10) {
   }
 }
 
+// A response that ends the connection is written without waiting where the socket takes it,
+// its last piece with MSG_MORE so that the FIN rides along; a client that does not read for a
+// while must still get every byte, in order, and then EOF (the rest goes out asynchronously).
+TEST(Proxy, ClosingResponseReachesASlowReaderWhole) {
+  EchoUpstream up("up");
+  Fledge f(simple({up.address()}));
+  for (const char* target : {"/big?bytes=16000000", "/big?bytes=16000000&chunked=1", "/small?bytes=10"}) {
+    Client c(f.port());
+    c.send(std::string("GET ") + target + " HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // let the socket buffers fill
+    std::string all = c.readAll();  // to EOF
+    ASSERT_EQ(all.rfind("HTTP/1.1 200", 0), 0u) << target;
+    const auto body = all.find("\r\n\r\n") + 4;
+    const bool chunked = std::string_view(target).find("chunked") != std::string_view::npos;
+    const std::size_t want = std::string_view(target).find("16000000") != std::string_view::npos ? 16000000 : 10;
+    if (chunked) {
+      EXPECT_NE(all.find("Transfer-Encoding: chunked"), std::string::npos);
+      EXPECT_EQ(all.substr(all.size() - 5), "0\r\n\r\n") << target;
+      EXPECT_GT(all.size() - body, want);
+    } else {
+      EXPECT_EQ(all.size() - body, want) << target;
+    }
+  }
+}
+
+// A connection is taken before its request arrives (the read after accept finds nothing and the
+// socket joins epoll only then); connections that never send anything cost nothing and harm no one.
+TEST(Proxy, RequestArrivingLongAfterTheConnectionIsServed) {
+  EchoUpstream up("up");
+  Fledge f(simple({up.address()}));
+  {
+    Client silent(f.port());  // connects, never sends, closes
+  }
+  Client c(f.port());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto res = c.request(http::verb::get, "/late", {});
+  EXPECT_EQ(res.result_int(), 200);
+  EXPECT_TRUE(res.keep_alive());
+  auto again = c.request(http::verb::get, "/late2", {{"Connection", "close"}});
+  EXPECT_EQ(again.result_int(), 200);
+  EXPECT_TRUE(c.closedByPeer());
+}
+
 TEST(Proxy, ExpectContinue) {
   EchoUpstream up("up");
   Fledge f(simple({up.address()}));

@@ -1,0 +1,74 @@
+#pragma once
+// A client connection's socket that joins Asio's reactor (epoll) only when it first has to wait.
+// An exchange whose request is already there when the connection is accepted and whose response
+// the socket takes at once — a Connection: close request, nearly always — never registers: one
+// epoll_ctl and the reactor's bookkeeping fewer per connection. Reads and writes that must not
+// wait go straight to the descriptor; anything asynchronous goes through socket().
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <array>
+#include <cerrno>
+
+namespace fledge::proxy {
+
+class ClientConnection {
+ public:
+  using tcp = boost::asio::ip::tcp;
+  using error_code = boost::system::error_code;
+
+  // `fd` is an accepted, non-blocking descriptor (accept4 with SOCK_NONBLOCK); this owns it.
+  ClientConnection(boost::asio::io_context& ioc, tcp protocol, int fd) : socket_(ioc), protocol_(protocol), fd_(fd) {}
+  ~ClientConnection() { close(); }
+  ClientConnection(const ClientConnection&) = delete;
+  ClientConnection& operator=(const ClientConnection&) = delete;
+
+  // Non-blocking: would_block when nothing is there yet, eof when the client closed.
+  std::size_t readSome(boost::asio::mutable_buffer b, error_code& ec);
+
+  // Non-blocking: as much as the socket takes now (would_block if nothing). `flags`: extra
+  // send(2) flags, e.g. MSG_MORE for a last piece that a FIN follows at once.
+  template <class ConstBufferSequence>
+  std::size_t writeSome(const ConstBufferSequence& buffers, error_code& ec, int flags = 0) {
+    std::array<iovec, kMaxIov> iov;
+    std::size_t n = 0, total = 0;
+    for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers) && n < kMaxIov; ++it) {
+      boost::asio::const_buffer b(*it);
+      if (b.size() == 0) continue;
+      iov[n].iov_base = const_cast<void*>(b.data());
+      iov[n].iov_len = b.size();
+      total += b.size();
+      ++n;
+    }
+    ec = {};
+    if (total == 0) return 0;
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = n;
+    return finish(::sendmsg(descriptor(), &msg, MSG_NOSIGNAL | flags), ec);
+  }
+
+  // The Asio socket for operations that wait; registers the descriptor on first use. If that
+  // fails the connection is closed, and the operation fails with bad_descriptor.
+  tcp::socket& socket();
+
+  bool shutdown(tcp::socket::shutdown_type what);  // false: not connected (any more)
+  void cancel();  // pending asynchronous operations complete with operation_aborted
+  void close();
+  bool isOpen() const { return fd_ >= 0 || socket_.is_open(); }
+
+ private:
+  static constexpr std::size_t kMaxIov = 8;
+  int descriptor() { return fd_ >= 0 ? fd_ : socket_.native_handle(); }
+  static std::size_t finish(ssize_t r, error_code& ec);
+
+  tcp::socket socket_;
+  tcp protocol_;
+  int fd_;  // >= 0 until the descriptor is handed to socket_
+};
+
+}  // namespace fledge::proxy
