@@ -23,26 +23,36 @@ double logMean(const std::vector<double>& v) {
 
 }  // namespace
 
-double logFisherNormalizer(std::uint64_t n1, std::uint64_t n2, std::uint64_t e, double log_theta) {
-  if (e > n1 + n2) return kNegInf;
+void logFisherNormalizers(std::uint64_t n1, std::uint64_t n2, std::uint64_t e, const std::vector<double>& log_thetas,
+                          std::vector<double>& out) {
+  out.assign(log_thetas.size(), kNegInf);
+  if (e > n1 + n2) return;
   const std::uint64_t lo = e > n2 ? e - n2 : 0;
   const std::uint64_t hi = std::min(e, n1);
-  // The terms are log-concave in k: walk up from the lowest, summing with a running maximum, and
-  // stop once past the mode and far below it (exp(-60) of the largest term changes nothing).
-  double t = logChoose(double(n1), double(lo)) + logChoose(double(n2), double(e - lo)) + double(lo) * log_theta;
-  double m = t, s = 1;
+  // log C(n1,k) C(n2,e-k) for every k of the support, by the ratio of neighbours (the terms
+  // with theta's power are log-concave in k, so each sum is dominated by a few around its mode).
+  thread_local std::vector<double> base;
+  base.resize(hi - lo + 1);
+  base[0] = logChoose(double(n1), double(lo)) + logChoose(double(n2), double(e - lo));
   for (std::uint64_t k = lo; k < hi; ++k) {
-    t += std::log(double(n1 - k)) + std::log(double(e - k)) - std::log(double(k + 1)) - std::log(double(n2 - e + k + 1)) +
-         log_theta;
-    if (t > m) {
-      s = s * std::exp(m - t) + 1;
-      m = t;
-    } else {
-      s += std::exp(t - m);
-      if (t < m - 60) break;
-    }
+    base[k - lo + 1] = base[k - lo] + std::log(double(n1 - k) * double(e - k) / (double(k + 1) * double(n2 + k + 1 - e)));
   }
-  return m + std::log(s);
+  for (std::size_t j = 0; j < log_thetas.size(); ++j) {
+    double m = kNegInf;
+    for (std::size_t i = 0; i < base.size(); ++i) m = std::max(m, base[i] + double(lo + i) * log_thetas[j]);
+    double s = 0;
+    for (std::size_t i = 0; i < base.size(); ++i) {
+      const double d = base[i] + double(lo + i) * log_thetas[j] - m;
+      if (d > -60) s += std::exp(d);
+    }
+    out[j] = m + std::log(s);
+  }
+}
+
+double logFisherNormalizer(std::uint64_t n1, std::uint64_t n2, std::uint64_t e, double log_theta) {
+  std::vector<double> out;
+  logFisherNormalizers(n1, n2, e, {log_theta}, out);
+  return out[0];
 }
 
 TwoSampleTest::TwoSampleTest(double alpha, double null_ratio) : alpha_(alpha), log_null_(std::log(null_ratio)) {
@@ -50,6 +60,8 @@ TwoSampleTest::TwoSampleTest(double alpha, double null_ratio) : alpha_(alpha), l
   // with much data, gross failures within one interval.
   for (double r : {1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 100.0, 1000.0}) log_ratio_.push_back(log_null_ + std::log(r));
   log_m_.assign(log_ratio_.size(), 0.0);
+  log_all_.push_back(log_null_);
+  log_all_.insert(log_all_.end(), log_ratio_.begin(), log_ratio_.end());
 }
 
 void TwoSampleTest::observe(std::uint64_t canary_n, std::uint64_t canary_x, std::uint64_t base_n, std::uint64_t base_x) {
@@ -62,9 +74,10 @@ void TwoSampleTest::observe(std::uint64_t canary_n, std::uint64_t canary_x, std:
   const std::uint64_t e = canary_x + base_x;
   // No information unless both arms saw requests and some but not all had the outcome.
   if (canary_n == 0 || base_n == 0 || e == 0 || e == canary_n + base_n) return;
-  const double z0 = logFisherNormalizer(canary_n, base_n, e, log_null_);
+  thread_local std::vector<double> z;
+  logFisherNormalizers(canary_n, base_n, e, log_all_, z);  // z[0]: the null
   for (std::size_t j = 0; j < log_ratio_.size(); ++j) {
-    log_m_[j] += double(canary_x) * (log_ratio_[j] - log_null_) + z0 - logFisherNormalizer(canary_n, base_n, e, log_ratio_[j]);
+    log_m_[j] += double(canary_x) * (log_ratio_[j] - log_null_) + z[0] - z[j + 1];
   }
   if (logEvidence() >= threshold()) rejected_ = true;
 }

@@ -36,6 +36,7 @@ class TwoSampleTest {
  private:
   double alpha_, log_null_;
   std::vector<double> log_ratio_;  // alternatives: log odds ratios
+  std::vector<double> log_all_;    // the null, then the alternatives
   std::vector<double> log_m_;      // per alternative: log of its likelihood-ratio product
   std::uint64_t cn_ = 0, cx_ = 0, bn_ = 0, bx_ = 0;
   bool rejected_ = false;
@@ -69,5 +70,8 @@ class CeilingTest {
 // log of sum_k C(n1,k) C(n2,e-k) theta^k over the support of k (Fisher's noncentral
 // hypergeometric normalizer, up to the constant C(n1+n2,e) at theta = 1). Exposed for tests.
 double logFisherNormalizer(std::uint64_t n1, std::uint64_t n2, std::uint64_t e, double log_theta);
+// The same for several thetas at once (the binomial terms are computed once).
+void logFisherNormalizers(std::uint64_t n1, std::uint64_t n2, std::uint64_t e, const std::vector<double>& log_thetas,
+                          std::vector<double>& out);
 
 }  // namespace fledge::rollout
