@@ -11,6 +11,7 @@
 
 #include "admin/json_edit.hpp"
 #include "admin/ofrep.hpp"
+#include "flags/flag_set.hpp"
 #include "proxy/config.hpp"
 #include "proxy/log.hpp"
 
@@ -108,11 +109,26 @@ bool routeUses(std::string_view route, std::string_view cluster) {
   return false;
 }
 
+// The rollout under way on `route` (progressing, or also paused), if any.
+std::optional<std::string> activeRolloutOn(const State& s, std::string_view route, bool progressing_only = false) {
+  for (const auto& [name, json] : s.rollouts) {
+    auto st = RolloutStatus::fromJson(getMember(json, "status").value_or("{}"));
+    if (!st || finished(st->phase) || (progressing_only && st->phase != RolloutPhase::kProgressing)) continue;
+    if (unquote(getMember(getMember(json, "spec").value_or("{}"), "route").value_or("\"\"")) == route) return name;
+  }
+  return std::nullopt;
+}
+
+bool metricsEnabled(std::string_view config) {
+  auto m = getMember(config, "metrics");
+  return !m || getMember(*m, "enabled").value_or("true") != "false";
+}
+
 }  // namespace
 
 std::string State::toJson(std::uint64_t version) const {
   return "{\"version\":" + std::to_string(version) + ",\"clusters\":" + objectOf(clusters) + ",\"routes\":" + arrayOf(routes) +
-         ",\"flags\":" + flags + "}";
+         ",\"flags\":" + flags + ",\"rollouts\":" + objectOf(rollouts) + "}";
 }
 
 bool State::fromJson(std::string_view json, State& out) {
@@ -131,6 +147,12 @@ bool State::fromJson(std::string_view json, State& out) {
     out.routes.emplace_back(unquote(*name), std::move(route));
   }
   out.flags = std::move(*f);
+  out.rollouts.clear();
+  if (auto ro = getMember(json, "rollouts")) {  // absent in stores written before rollouts existed
+    auto rm = members(*ro);
+    if (!rm) return false;
+    out.rollouts = std::move(*rm);
+  }
   return true;
 }
 
@@ -339,6 +361,9 @@ AdminApi::Error AdminApi::apply(State& s, std::string_view method, std::string_v
     return {};
   }
   if (kind == "routes") {
+    if (auto r = activeRolloutOn(s, name, true))
+      return err(409, "route \"" + name + "\" is under rollout \"" + *r + "\"; pause or abort it before changing the route",
+                 "routes." + name);
     auto it = findByName(s.routes, name);
     before = it != s.routes.end() ? it->second : "null";
     if (sub.empty()) {
@@ -429,9 +454,9 @@ AdminApi::Error AdminApi::apply(State& s, std::string_view method, std::string_v
   return err(404, "not found");
 }
 
-Response AdminApi::commitAndPublish(const Request& req, State next, std::shared_ptr<const proxy::Snapshot> snap,
-                                    const std::string& actor, const std::string& action, const std::string& resource,
-                                    const std::string& before, const std::string& after, const std::string& answer) {
+bool AdminApi::commitInternal(State next, std::shared_ptr<const proxy::Snapshot> snap, const std::string& actor,
+                              const std::string& action, const std::string& resource, const std::string& before,
+                              const std::string& after, Error& error) {
   const std::uint64_t v = version_ + 1;
   std::string audit = "{\"seq\":" + std::to_string(v) + ",\"time\":" + jsonQuote(nowIso()) + ",\"actor\":" + jsonQuote(actor) +
                       ",\"action\":" + jsonQuote(action) + ",\"resource\":" + jsonQuote(resource) + ",\"before\":" + before +
@@ -439,13 +464,22 @@ Response AdminApi::commitAndPublish(const Request& req, State next, std::shared_
   std::string store_error;
   if (!store_->commit(v, next.toJson(v), audit, store_error)) {
     log::error("admin write not stored", {{"error", store_error}});
-    return errorResponse(req, err(500, "the change could not be stored; nothing was applied"));
+    error = err(500, "the change could not be stored; nothing was applied");
+    return false;
   }
   state_ = std::move(next);
   version_ = v;
   publish_(std::move(snap));
   log::info("config changed", {{"version", std::to_string(v)}, {"actor", actor}, {"action", action}});
-  return jsonResponse(req, http::status::ok, answer, v);
+  return true;
+}
+
+Response AdminApi::commitAndPublish(const Request& req, State next, std::shared_ptr<const proxy::Snapshot> snap,
+                                    const std::string& actor, const std::string& action, const std::string& resource,
+                                    const std::string& before, const std::string& after, const std::string& answer) {
+  Error e;
+  if (!commitInternal(std::move(next), std::move(snap), actor, action, resource, before, after, e)) return errorResponse(req, e);
+  return jsonResponse(req, http::status::ok, answer, version_);
 }
 
 Response AdminApi::handle(const Request& req) {
@@ -489,6 +523,17 @@ Response AdminApi::handle(const Request& req) {
       for (std::size_t i = 0; i < entries.size(); ++i) body += (i ? "," : "") + entries[i];
       return jsonResponse(req, http::status::ok, body + "]}", version_);
     }
+    if (path == "rollouts") {
+      std::string body = "{\"rollouts\":[";
+      for (std::size_t i = 0; i < state_.rollouts.size(); ++i)
+        body += (i ? "," : "") + rolloutView(state_.rollouts[i].first, state_.rollouts[i].second);
+      return jsonResponse(req, http::status::ok, body + "]}", version_);
+    }
+    if (parts.size() == 2 && parts[0] == "rollouts") {
+      auto it = findByName(state_.rollouts, parts[1]);
+      if (it == state_.rollouts.end()) return errorResponse(req, err(404, "no rollout \"" + std::string(parts[1]) + "\""));
+      return jsonResponse(req, http::status::ok, rolloutView(it->first, it->second), version_);
+    }
     if (parts.size() == 2) {
       std::optional<std::string> found;
       if (parts[0] == "clusters") {
@@ -511,6 +556,7 @@ Response AdminApi::handle(const Request& req) {
                                                  im->value() != "\"" + std::to_string(version_) + "\"")
     return errorResponse(req, err(412, "the configuration changed (now version " + std::to_string(version_) + ")"));
 
+  if (path.rfind("rollouts/", 0) == 0) return handleRolloutWrite(req, who->name, path);
   const std::string action = std::string(req.method_string()) + " " + std::string(path.empty() ? "" : "/api/v1/") + std::string(path);
   Write w = prepareWrite(req.method_string(), path, req.body());
   if (w.error.status) return errorResponse(req, w.error);
@@ -569,6 +615,305 @@ AdminApi::Write AdminApi::prepareWrite(std::string_view method, std::string_view
   w.snap = validate(w.next, e);
   if (!w.snap) return fail(std::move(e));
   return w;
+}
+
+}  // namespace fledge::admin
+
+// ---------------------------------------------------------------------------------------------
+// Rollouts: the resource and the controller (see admin/rollouts.hpp).
+
+namespace fledge::admin {
+namespace {
+
+std::int64_t nowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// Sets the canary and baseline arms' weights on the route (and swaps their clusters).
+bool setArmWeights(State& s, const RolloutSpec& spec, unsigned canary_weight, bool swap_clusters, std::string& error) {
+  auto it = findByName(s.routes, spec.route);
+  if (it == s.routes.end()) return (error = "route \"" + spec.route + "\" no longer exists", false);
+  auto split = getMember(it->second, "split");
+  auto arms = elements(split ? getMember(*split, "arms").value_or("") : "");
+  if (!arms) return (error = "route \"" + spec.route + "\" no longer has a split", false);
+  std::string* canary = nullptr;
+  std::string* baseline = nullptr;
+  for (auto& a : *arms) {
+    const std::string n = unquote(getMember(a, "name").value_or("\"\""));
+    if (n == spec.canary_arm) canary = &a;
+    if (n == spec.baseline_arm) baseline = &a;
+  }
+  if (!canary || !baseline) return (error = "the route's split no longer has arms \"" + spec.canary_arm + "\" and \"" + spec.baseline_arm + "\"", false);
+  if (swap_clusters) {
+    auto cc = getMember(*canary, "cluster").value_or("\"\"");
+    auto bc = getMember(*baseline, "cluster").value_or("\"\"");
+    *canary = setMember(*canary, "cluster", bc).value_or(*canary);
+    *baseline = setMember(*baseline, "cluster", cc).value_or(*baseline);
+  }
+  *canary = setMember(*canary, "weight", std::to_string(canary_weight)).value_or(*canary);
+  *baseline = setMember(*baseline, "weight", std::to_string(100 - canary_weight)).value_or(*baseline);
+  std::string arr = "[";
+  for (std::size_t i = 0; i < arms->size(); ++i) arr += (i ? "," : "") + (*arms)[i];
+  arr += "]";
+  it->second = setMember(it->second, "split", setMember(*split, "arms", arr).value_or(*split)).value_or(it->second);
+  return true;
+}
+
+std::string countsJson(const ArmCounts& c, const std::vector<unsigned>& error_classes) {
+  std::uint64_t errors = 0;
+  for (unsigned cls : error_classes) errors += c.by_class[cls - 1];
+  std::vector<std::uint64_t> hist(c.latency.begin(), c.latency.end());
+  auto bounds = rollout::latencyBoundsMs();
+  auto q = [&](double quantile) {
+    std::uint64_t total = 0, cum = 0;
+    for (auto v : hist) total += v;
+    if (total == 0) return 0.0;
+    for (std::size_t i = 0; i < bounds.size(); ++i) {
+      cum += hist[i];
+      if (double(cum) >= quantile * double(total)) return bounds[i];
+    }
+    return bounds.back();
+  };
+  char buf[160];
+  std::snprintf(buf, sizeof buf, ",\"p50_ms\":%.4g,\"p90_ms\":%.4g,\"p99_ms\":%.4g}", q(0.5), q(0.9), q(0.99));
+  return "{\"requests\":" + std::to_string(c.requests()) + ",\"errors\":" + std::to_string(errors) + buf;
+}
+
+ArmCounts minus(const ArmCounts& a, const ArmCounts& b) {
+  ArmCounts d;
+  // A counter that went backwards means the arm was removed and added again: count from zero.
+  if (a.requests() < b.requests()) return a;
+  for (std::size_t i = 0; i < 5; ++i) d.by_class[i] = a.by_class[i] >= b.by_class[i] ? a.by_class[i] - b.by_class[i] : 0;
+  for (std::size_t i = 0; i < d.latency.size(); ++i) d.latency[i] = a.latency[i] >= b.latency[i] ? a.latency[i] - b.latency[i] : 0;
+  return d;
+}
+
+void add(ArmCounts& a, const ArmCounts& b) {
+  for (std::size_t i = 0; i < 5; ++i) a.by_class[i] += b.by_class[i];
+  for (std::size_t i = 0; i < a.latency.size(); ++i) a.latency[i] += b.latency[i];
+}
+
+rollout::ArmInterval interval(const ArmCounts& d, const std::vector<unsigned>& error_classes) {
+  rollout::ArmInterval out;
+  out.requests = d.requests();
+  for (unsigned cls : error_classes) out.errors += d.by_class[cls - 1];
+  out.latency.assign(d.latency.begin(), d.latency.end());
+  return out;
+}
+
+}  // namespace
+
+std::string AdminApi::rolloutView(const std::string& name, const std::string& stored) const {
+  std::string out = "{\"name\":" + jsonQuote(name) + ",\"spec\":" + getMember(stored, "spec").value_or("null") +
+                    ",\"status\":" + getMember(stored, "status").value_or("null");
+  auto rt = runtime_.find(name);
+  if (rt != runtime_.end()) {
+    out += ",\"analysis\":{\"canary\":" + countsJson(rt->second.total_canary, rt->second.spec.error_classes) +
+           ",\"baseline\":" + countsJson(rt->second.total_baseline, rt->second.spec.error_classes) + ",\"checks\":[";
+    for (std::size_t i = 0; i < rt->second.checks.size(); ++i) {
+      const auto& c = rt->second.checks[i];
+      char buf[200];
+      std::snprintf(buf, sizeof buf, ",\"alpha\":%.6g,\"evidence\":%.4g,\"threshold\":%.4g,\"bound_ms\":%.4g", c.alpha, c.evidence,
+                    c.threshold, c.bound_ms);
+      out += std::string(i ? "," : "") + "{\"name\":" + jsonQuote(c.name) + buf + ",\"verdict\":" + (c.failed ? "\"fail\"" : "\"pass\"") +
+             ",\"canary\":[" + std::to_string(c.canary_x) + "," + std::to_string(c.canary_n) + "],\"baseline\":[" +
+             std::to_string(c.baseline_x) + "," + std::to_string(c.baseline_n) + "],\"summary\":" + jsonQuote(c.summary()) + "}";
+    }
+    out += "]}";
+  }
+  return out + "}";
+}
+
+bool AdminApi::transition(const std::string& name, const RolloutSpec& spec, RolloutStatus status, const std::string& actor,
+                          const std::string& why, bool swap_clusters, Error& error) {
+  State next = state_;
+  auto it = findByName(next.rollouts, name);
+  std::string before = it != next.rollouts.end() ? it->second : "null";
+  std::string werr;
+  if (!setArmWeights(next, spec, status.canary_weight, swap_clusters, werr)) {
+    error = err(409, werr, "rollouts." + name);
+    return false;
+  }
+  status.history.push_back("{\"at_ms\":" + std::to_string(nowMs()) + ",\"phase\":" + jsonQuote(phaseName(status.phase)) +
+                           ",\"step\":" + std::to_string(status.step) + ",\"canary_weight\":" + std::to_string(status.canary_weight) +
+                           ",\"actor\":" + jsonQuote(actor) + ",\"why\":" + jsonQuote(why) + "}");
+  if (status.history.size() > 200) status.history.erase(status.history.begin() + 1);  // keep the start
+  const std::string spec_json = it != next.rollouts.end() ? getMember(it->second, "spec").value_or("null") : "null";
+  std::string after = "{\"spec\":" + spec_json + ",\"status\":" + status.toJson() + "}";
+  if (it != next.rollouts.end()) it->second = after;
+  auto snap = validate(next, error);
+  if (!snap) return false;
+  return commitInternal(std::move(next), std::move(snap), actor, "rollout " + std::string(phaseName(status.phase)), "rollouts/" + name,
+                        before, after, error);
+}
+
+Response AdminApi::handleRolloutWrite(const Request& req, const std::string& actor, std::string_view path) {
+  auto parts = splitPath(path);
+  if (parts.size() < 2 || parts.size() > 3 || parts[1].empty()) return errorResponse(req, err(404, "not found"));
+  const std::string name(parts[1]);
+  if (!flags::isValidName(name)) return errorResponse(req, err(400, "rollout names are 1-128 of [A-Za-z0-9._-]", "name"));
+  const auto method = req.method();
+  auto it = findByName(state_.rollouts, name);
+  std::optional<RolloutStatus> status;
+  if (it != state_.rollouts.end()) status = RolloutStatus::fromJson(getMember(it->second, "status").value_or("{}"));
+
+  if (parts.size() == 2 && method == http::verb::put) {
+    if (status && !finished(status->phase))
+      return errorResponse(req, err(409, "rollout \"" + name + "\" is " + phaseName(status->phase) + "; abort it first"));
+    std::string perr, pfield;
+    auto spec = parseRolloutSpec(req.body(), perr, pfield);
+    if (!spec) return errorResponse(req, err(400, perr, pfield));
+    if (!metricsEnabled(base_json_)) return errorResponse(req, err(409, "rollouts judge canaries by their metrics: metrics.enabled is false"));
+    auto rit = findByName(state_.routes, spec->route);
+    if (rit == state_.routes.end()) return errorResponse(req, err(400, "no route \"" + spec->route + "\"", "route"));
+    if (auto other = activeRolloutOn(state_, spec->route))
+      return errorResponse(req, err(409, "route \"" + spec->route + "\" is already under rollout \"" + *other + "\"", "route"));
+    State next = state_;
+    std::string werr;
+    if (!setArmWeights(next, *spec, spec->steps[0].weight, false, werr)) return errorResponse(req, err(400, werr, "route"));
+    RolloutStatus st;
+    st.started_ms = st.step_started_ms = nowMs();
+    st.canary_weight = spec->steps[0].weight;
+    st.history.push_back("{\"at_ms\":" + std::to_string(st.started_ms) + ",\"phase\":\"progressing\",\"step\":0,\"canary_weight\":" +
+                         std::to_string(st.canary_weight) + ",\"actor\":" + jsonQuote(actor) + ",\"why\":\"started\"}");
+    const std::string before = it != state_.rollouts.end() ? it->second : "null";
+    const std::string after = "{\"spec\":" + minified(req.body()) + ",\"status\":" + st.toJson() + "}";
+    auto nit = findByName(next.rollouts, name);
+    if (nit != next.rollouts.end()) nit->second = after;
+    else next.rollouts.emplace_back(name, after);
+    Error e;
+    auto snap = validate(next, e);
+    if (!snap) return errorResponse(req, e);
+    if (!commitInternal(std::move(next), std::move(snap), actor, "PUT /api/v1/rollouts/" + name, "rollouts/" + name, before, after, e))
+      return errorResponse(req, e);
+    RolloutRuntime rt;
+    rt.spec = std::move(*spec);
+    runtime_[name] = std::move(rt);
+    return jsonResponse(req, http::status::ok, rolloutView(name, findByName(state_.rollouts, name)->second), version_);
+  }
+  if (!status) return errorResponse(req, err(404, "no rollout \"" + name + "\""));
+  if (parts.size() == 2 && method == http::verb::delete_) {
+    if (!finished(status->phase))
+      return errorResponse(req, err(409, "rollout \"" + name + "\" is " + phaseName(status->phase) + "; only a finished rollout can be deleted"));
+    State next = state_;
+    const std::string before = it->second;
+    next.rollouts.erase(findByName(next.rollouts, name));
+    Error e;
+    auto snap = validate(next, e);
+    if (!snap || !commitInternal(std::move(next), std::move(snap), actor, "DELETE /api/v1/rollouts/" + name, "rollouts/" + name, before,
+                                 "null", e))
+      return errorResponse(req, e);
+    runtime_.erase(name);
+    return jsonResponse(req, http::status::ok, "{}", version_);
+  }
+  if (parts.size() != 3 || method != http::verb::post) return errorResponse(req, err(405, "method not allowed"));
+  const std::string action(parts[2]);
+  std::string serr, sfield;
+  auto spec = parseRolloutSpec(getMember(it->second, "spec").value_or("{}"), serr, sfield);
+  if (!spec) return errorResponse(req, err(500, "stored rollout is unreadable: " + serr));
+  if (finished(status->phase)) return errorResponse(req, err(409, "rollout \"" + name + "\" is " + phaseName(status->phase)));
+  RolloutStatus st = *status;
+  bool swap = false;
+  std::string why = action + " by " + actor;
+  if (action == "pause") {
+    if (st.phase == RolloutPhase::kPaused) return errorResponse(req, err(409, "already paused"));
+    st.phase = RolloutPhase::kPaused;
+  } else if (action == "resume") {
+    if (st.phase != RolloutPhase::kPaused) return errorResponse(req, err(409, "not paused"));
+    st.phase = RolloutPhase::kProgressing;
+  } else if (action == "promote") {
+    st.phase = RolloutPhase::kProgressing;
+    if (st.step + 1 < spec->steps.size()) {
+      ++st.step;
+      st.canary_weight = spec->steps[st.step].weight;
+      st.step_started_ms = nowMs();
+    } else {
+      st.phase = RolloutPhase::kSucceeded;
+      st.canary_weight = 0;
+      st.finished_ms = nowMs();
+      swap = true;
+    }
+  } else if (action == "abort") {
+    st.phase = RolloutPhase::kAborted;
+    st.canary_weight = 0;
+    st.finished_ms = nowMs();
+    st.reason = why;
+  } else {
+    return errorResponse(req, err(404, "unknown action \"" + action + "\" (pause, resume, promote, abort)"));
+  }
+  Error e;
+  if (!transition(name, *spec, st, actor, why, swap, e)) return errorResponse(req, e);
+  if (auto r = runtime_.find(name); r != runtime_.end() && action == "promote") r->second.step_canary_requests = 0;
+  return jsonResponse(req, http::status::ok, rolloutView(name, findByName(state_.rollouts, name)->second), version_);
+}
+
+void AdminApi::tickRollouts() {
+  if (!arm_counts_) return;
+  const std::int64_t now = nowMs();
+  const auto rollouts = state_.rollouts;  // transitions below replace state_
+  for (const auto& [name, json] : rollouts) {
+    auto status = RolloutStatus::fromJson(getMember(json, "status").value_or("{}"));
+    if (!status || finished(status->phase)) continue;
+    auto& rt = runtime_[name];
+    if (!rt.analyzer) {  // first tick, or the first since a restart: the analysis starts afresh
+      std::string e, f;
+      auto spec = parseRolloutSpec(getMember(json, "spec").value_or("{}"), e, f);
+      if (!spec) continue;
+      rt.spec = std::move(*spec);
+      rt.analyzer = std::make_unique<rollout::Analyzer>(rt.spec.analysis, rollout::latencyBoundsMs());
+    }
+    const ArmCounts c = arm_counts_(rt.spec.route, rt.spec.canary_arm);
+    const ArmCounts b = arm_counts_(rt.spec.route, rt.spec.baseline_arm);
+    if (!rt.primed) {
+      rt.last_canary = c;
+      rt.last_baseline = b;
+      rt.primed = true;
+      continue;
+    }
+    const ArmCounts dc = minus(c, rt.last_canary), db = minus(b, rt.last_baseline);
+    rt.last_canary = c;
+    rt.last_baseline = b;
+    add(rt.total_canary, dc);
+    add(rt.total_baseline, db);
+    rt.step_canary_requests += dc.requests();
+    auto failed = rt.analyzer->observe(interval(dc, rt.spec.error_classes), interval(db, rt.spec.error_classes));
+    rt.checks = rt.analyzer->status();
+    RolloutStatus st = *status;
+    Error e;
+    if (failed) {
+      st.phase = RolloutPhase::kRolledBack;
+      st.canary_weight = 0;
+      st.finished_ms = now;
+      st.reason = rt.checks[*failed].summary();
+      if (!transition(name, rt.spec, st, "rollout:" + name, st.reason, false, e))
+        log::error("rollback not applied", {{"rollout", name}, {"error", e.message}});
+      else
+        log::warn("canary rolled back", {{"rollout", name}, {"why", st.reason}});
+      continue;
+    }
+    if (st.phase != RolloutPhase::kProgressing) continue;
+    const auto& step = rt.spec.steps[st.step];
+    if (now - st.step_started_ms < std::int64_t(step.hold_s) * 1000 || rt.step_canary_requests < step.min_requests) continue;
+    std::string why;
+    bool swap = false;
+    if (st.step + 1 < rt.spec.steps.size()) {
+      ++st.step;
+      st.canary_weight = rt.spec.steps[st.step].weight;
+      st.step_started_ms = now;
+      why = "step " + std::to_string(st.step - 1) + " held";
+    } else {
+      st.phase = RolloutPhase::kSucceeded;
+      st.canary_weight = 0;
+      st.finished_ms = now;
+      swap = true;
+      why = "every step held; the baseline arm now serves the canary's cluster";
+    }
+    if (!transition(name, rt.spec, st, "rollout:" + name, why, swap, e)) {
+      log::error("rollout step not applied", {{"rollout", name}, {"error", e.message}});
+      continue;
+    }
+    rt.step_canary_requests = 0;
+  }
 }
 
 }  // namespace fledge::admin

@@ -3,11 +3,14 @@
 // is validated against the whole resulting configuration, committed to the Store with its audit
 // entry, and then published to the workers as a new snapshot.
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "admin/http_server.hpp"
+#include "admin/metrics.hpp"
+#include "admin/rollouts.hpp"
 #include "admin/store.hpp"
 #include "proxy/snapshot.hpp"
 
@@ -18,6 +21,7 @@ struct State {
   std::vector<std::pair<std::string, std::string>> clusters;  // name -> cluster object
   std::vector<std::pair<std::string, std::string>> routes;    // name -> route object, in match order
   std::string flags = R"({"flags":{}})";                       // a flagd document
+  std::vector<std::pair<std::string, std::string>> rollouts;  // name -> {"spec": ..., "status": ...}
   std::string toJson(std::uint64_t version) const;
   static bool fromJson(std::string_view json, State& out);
 };
@@ -46,6 +50,13 @@ class AdminApi {
 
   void install(HttpServer& server);
   std::uint64_t version() const { return version_; }
+
+  // Where rollouts read their arms' counts (admin::Metrics::armCounts).
+  using ArmCountsSource = std::function<ArmCounts(const std::string& route, const std::string& arm)>;
+  void setArmCounts(ArmCountsSource source) { arm_counts_ = std::move(source); }
+  // Advances every rollout: analysis of the last interval, then rollback, next step or success.
+  // On the admin work thread (where writes run), once a second.
+  void tickRollouts();
 
   struct Error {
     unsigned status = 0;  // 0: no error
@@ -77,6 +88,28 @@ class AdminApi {
   const ApiToken* authenticate(const Request& req) const;
   std::string assemble(const State& state) const;
   State seedFromFile(std::string& error) const;
+
+  // Rollouts (admin/rollouts.cpp).
+  struct RolloutRuntime {
+    RolloutSpec spec;
+    std::unique_ptr<rollout::Analyzer> analyzer;
+    ArmCounts last_canary, last_baseline;
+    bool primed = false;
+    std::uint64_t step_canary_requests = 0;
+    std::vector<rollout::CheckStatus> checks;
+    ArmCounts total_canary, total_baseline;  // since the rollout (or Fledge) started
+  };
+  Response handleRolloutWrite(const Request& req, const std::string& actor, std::string_view path);
+  std::string rolloutView(const std::string& name, const std::string& stored) const;
+  // Commits `next` (validated) with its audit entry and publishes it; false with `error` if not stored.
+  bool commitInternal(State next, std::shared_ptr<const proxy::Snapshot> snap, const std::string& actor,
+                      const std::string& action, const std::string& resource, const std::string& before,
+                      const std::string& after, Error& error);
+  // Moves rollout `name` to `status`, with the route's weights; the audit actor is `actor`.
+  bool transition(const std::string& name, const RolloutSpec& spec, RolloutStatus status, const std::string& actor,
+                  const std::string& why, bool swap_clusters, Error& error);
+  ArmCountsSource arm_counts_;
+  std::map<std::string, RolloutRuntime> runtime_;
 
   std::unique_ptr<Store> store_;
   std::string config_json_;

@@ -134,15 +134,16 @@ tcp::endpoint HttpServer::listen(const tcp::endpoint& ep, boost::system::error_c
   return acceptor_.local_endpoint(ec);
 }
 
-void HttpServer::every(std::chrono::milliseconds period, std::function<void()> task) {
-  periodic_.push_back(std::make_unique<Periodic>(Periodic{period, std::move(task), nullptr}));
+void HttpServer::every(std::chrono::milliseconds period, std::function<void()> task, Runs runs) {
+  periodic_.push_back(std::make_unique<Periodic>(Periodic{period, std::move(task), runs, nullptr}));
 }
 
 void HttpServer::arm(Periodic& p) {
   p.timer->expires_after(p.period);
   p.timer->async_wait([this, &p](beast::error_code ec) {
     if (ec) return;
-    p.task();
+    if (p.runs == Runs::kWorkThread) boost::asio::post(work_ioc_, [&p] { p.task(); });
+    else p.task();
     arm(p);
   });
 }

@@ -48,8 +48,9 @@ class HttpServer {
   boost::asio::ip::tcp::endpoint listen(const boost::asio::ip::tcp::endpoint& ep, boost::system::error_code& ec);
   void start();
   void stop();
-  // Runs `task` on the server's thread every `period` (from start() until stop()).
-  void every(std::chrono::milliseconds period, std::function<void()> task);
+  // Runs `task` every `period` (from start() until stop()), on the server's thread or, in order
+  // with the handlers that run there, on the work thread.
+  void every(std::chrono::milliseconds period, std::function<void()> task, Runs runs = Runs::kInline);
 
   // Helpers for handlers.
   static Response text(const Request& req, boost::beast::http::status status, std::string body);
@@ -74,6 +75,7 @@ class HttpServer {
   struct Periodic {
     std::chrono::milliseconds period;
     std::function<void()> task;
+    Runs runs;
     std::unique_ptr<boost::asio::steady_timer> timer;
   };
   void arm(Periodic& p);

@@ -240,6 +240,18 @@ std::string Metrics::render() const {
   return os.str();
 }
 
+ArmCounts Metrics::armCounts(const std::string& route, const std::string& arm) const {
+  const auto [snap, workers] = source_();
+  ArmCounts out;
+  for (const auto& w : workers) {
+    const proxy::ArmCounters* b = w->arm(route, arm);
+    if (!b) continue;
+    for (std::size_t c = 0; c < 5; ++c) out.by_class[c] += proxy::read(b->requests[c]);
+    for (std::size_t k = 0; k < rollout::kLatencyBuckets; ++k) out.latency[k] += proxy::read(b->analysis_latency[k]);
+  }
+  return out;
+}
+
 void Metrics::sample(Clock::time_point now) {
   const auto [snap, workers] = source_();
   Sample s;

@@ -31,6 +31,14 @@ struct ArmWindow {
   double p50_seconds = 0, p90_seconds = 0, p99_seconds = 0;  // interpolated from the histogram
 };
 
+// Cumulative counts of one route arm, summed over the workers (they never go backwards while the
+// arm exists; see proxy/metrics.hpp).
+struct ArmCounts {
+  std::array<std::uint64_t, 5> by_class{};  // responses by status class 1xx..5xx
+  std::array<std::uint64_t, rollout::kLatencyBuckets> latency{};  // the analysis buckets
+  std::uint64_t requests() const { return by_class[0] + by_class[1] + by_class[2] + by_class[3] + by_class[4]; }
+};
+
 // Quantile q (0..1) from non-cumulative bucket counts with kLatencyBoundsUs upper bounds.
 double histogramQuantile(const std::vector<std::uint64_t>& buckets, double q);
 
@@ -64,7 +72,9 @@ class Metrics {
   ArmWindow window(const std::string& route, const std::string& arm, std::chrono::seconds span) const;
   // By index in the current configuration (arm 0 for a plain route).
   ArmWindow window(std::size_t route, std::size_t arm, std::chrono::seconds span) const;
-  static constexpr std::size_t kMaxSamples = 601;  // ten minutes at one per second
+  static constexpr std::size_t kMaxSamples = 601;
+  // Now, straight from the workers (for canary analysis; safe from any thread).
+  ArmCounts armCounts(const std::string& route, const std::string& arm) const;  // ten minutes at one per second
 
   // GET /metrics on `server`; with tokens, a read token is required.
   void install(HttpServer& server, std::vector<std::string> tokens);

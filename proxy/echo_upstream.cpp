@@ -1,5 +1,7 @@
 #include "proxy/echo_upstream.hpp"
 
+#include <random>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
@@ -86,7 +88,9 @@ std::string describe(const std::string& name, const http::request_parser<http::b
   return out;
 }
 
-void serve(tcp::socket sock, std::string name, std::uint64_t conn_id) {
+void serve(tcp::socket sock, std::string name, std::uint64_t conn_id, EchoOptions options) {
+  std::mt19937_64 rng(conn_id * 0x9E3779B97F4A7C15ull ^ std::random_device{}());
+  std::uniform_real_distribution<double> uniform(0, 1);
   beast::flat_buffer buf;
   buf.reserve(64 * 1024);  // Beast reads into spare capacity; keep reads large
   beast::error_code ec;
@@ -115,8 +119,9 @@ void serve(tcp::socket sock, std::string name, std::uint64_t conn_id) {
       body_len += 64 * 1024 - req.body().size;
     }
     std::string target(req.target());
-    if (auto d = queryNumber(target, "delay_ms", 0)) std::this_thread::sleep_for(std::chrono::milliseconds(d));
+    if (auto d = queryNumber(target, "delay_ms", 0) + options.delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(d));
     unsigned status = static_cast<unsigned>(queryNumber(target, "status", 200));
+    if (options.fail_rate > 0 && uniform(rng) < options.fail_rate) status = options.fail_status;
     bool chunked = !queryParam(target, "chunked").empty();
     bool no_length = !queryParam(target, "no_length").empty();
     bool close = !queryParam(target, "close").empty() || no_length || !p.keep_alive();
@@ -218,7 +223,7 @@ int runEchoUpstream(const EchoOptions& options) {
       continue;
     }
     std::uint64_t id = ++g_connections;
-    std::thread(serve, std::move(sock), options.name, id).detach();
+    std::thread(serve, std::move(sock), options.name, id, options).detach();
   }
 }
 

@@ -8,6 +8,8 @@
 //   delay_ms=N    wait N ms before responding
 //   close=1       close the connection after the response (with Connection: close)
 //   hangup=1      close the connection after the response without announcing it
+// Options make the whole upstream misbehave (a broken canary for rollout demos and tests):
+// --fail-rate R answers a share R of requests with --fail-status (503), --delay-ms N adds N ms.
 #include <string>
 
 namespace fledge::proxy {
@@ -15,6 +17,9 @@ namespace fledge::proxy {
 struct EchoOptions {
   std::string listen = "127.0.0.1:9001";
   std::string name = "echo";
+  double fail_rate = 0;       // share of requests answered with fail_status
+  unsigned fail_status = 503;
+  unsigned delay_ms = 0;      // added to every response
 };
 
 // Runs until the process is killed; returns a process exit code on startup failure.

@@ -33,7 +33,7 @@ constexpr const char* kUsage =
     "usage:\n"
     "  fledge --config FILE [--reseed] run the proxy; --reseed replaces the admin store's state with FILE's\n"
     "  fledge --check-config FILE      validate FILE; exit 0, or print every problem and exit 2\n"
-    "  fledge echo-upstream [--listen HOST:PORT] [--name NAME]\n"
+    "  fledge echo-upstream [--listen HOST:PORT] [--name NAME] [--fail-rate R] [--fail-status N] [--delay-ms N]\n"
     "                                  run a test upstream that answers with what it received\n";
 
 std::string addressString(const boost::asio::ip::tcp::endpoint& ep) {
@@ -144,6 +144,10 @@ int run(const std::string& path, bool reseed) {
   metrics.install(admin, std::move(metrics_tokens));
   if (api) api->install(admin);
   admin.every(std::chrono::seconds(1), [&metrics] { metrics.sample(admin::Metrics::Clock::now()); });
+  if (api) {
+    api->setArmCounts([&metrics](const std::string& route, const std::string& arm) { return metrics.armCounts(route, arm); });
+    admin.every(std::chrono::seconds(1), [&api] { api->tickRollouts(); }, admin::HttpServer::Runs::kWorkThread);
+  }
   admin.handle(http::verb::get, "/healthz",
                [](const admin::Request& req) { return admin::HttpServer::text(req, http::status::ok, "ok"); });
   admin.handle(http::verb::get, "/readyz", [&ready](const admin::Request& req) {
@@ -239,7 +243,21 @@ int main(int argc, char** argv) {
     for (std::size_t i = 1; i < args.size(); ++i) {
       if (args[i] == "--listen" && i + 1 < args.size()) opts.listen = args[++i];
       else if (args[i] == "--name" && i + 1 < args.size()) opts.name = args[++i];
-      else {
+      else if (args[i] == "--fail-rate" && i + 1 < args.size()) {
+        opts.fail_rate = std::atof(std::string(args[++i]).c_str());
+        if (!(opts.fail_rate >= 0 && opts.fail_rate <= 1)) {
+          std::cerr << "--fail-rate must be from 0 to 1\n";
+          return 2;
+        }
+      } else if (args[i] == "--fail-status" && i + 1 < args.size()) {
+        opts.fail_status = unsigned(std::atoi(std::string(args[++i]).c_str()));
+        if (opts.fail_status < 100 || opts.fail_status > 599) {
+          std::cerr << "--fail-status must be an HTTP status from 100 to 599\n";
+          return 2;
+        }
+      } else if (args[i] == "--delay-ms" && i + 1 < args.size()) {
+        opts.delay_ms = unsigned(std::atoi(std::string(args[++i]).c_str()));
+      } else {
         std::cerr << "unknown argument: " << args[i] << "\n" << kUsage;
         return 2;
       }

@@ -65,6 +65,7 @@ void WorkerMetrics::request(std::size_t route, std::size_t arm, unsigned status,
   std::size_t b = 0;
   while (b < kLatencyBoundsUs.size() && us > kLatencyBoundsUs[b]) ++b;
   bump(a.latency[b]);
+  bump(a.analysis_latency[rollout::latencyBucket(us)]);
   bump(a.latency_sum_us, us);
 }
 

@@ -19,6 +19,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rollout/histogram.hpp"
+
 namespace fledge::proxy {
 
 struct Snapshot;
@@ -46,6 +48,7 @@ inline std::int64_t read(const Gauge& g) { return g.load(std::memory_order_relax
 struct ArmCounters {
   std::array<Counter, 5> requests{};  // by status class 1xx..5xx
   std::array<Counter, kLatencyBuckets> latency{};
+  std::array<Counter, rollout::kLatencyBuckets> analysis_latency{};  // fine buckets for canary analysis
   Counter latency_sum_us{0};
   Counter overrides{0};
 };

@@ -1,0 +1,269 @@
+#include "admin/rollouts.hpp"
+
+#include <simdjson.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "admin/api.hpp"
+#include "admin/json_edit.hpp"
+#include "admin/metrics.hpp"
+#include "proxy/log.hpp"
+#include "rollout/histogram.hpp"
+
+namespace fledge::admin {
+
+const char* phaseName(RolloutPhase p) {
+  switch (p) {
+    case RolloutPhase::kProgressing: return "progressing";
+    case RolloutPhase::kPaused: return "paused";
+    case RolloutPhase::kSucceeded: return "succeeded";
+    case RolloutPhase::kRolledBack: return "rolled_back";
+    case RolloutPhase::kAborted: return "aborted";
+  }
+  return "?";
+}
+
+std::optional<RolloutPhase> phaseFromName(std::string_view s) {
+  for (auto p : {RolloutPhase::kProgressing, RolloutPhase::kPaused, RolloutPhase::kSucceeded, RolloutPhase::kRolledBack,
+                 RolloutPhase::kAborted})
+    if (s == phaseName(p)) return p;
+  return std::nullopt;
+}
+
+namespace {
+
+using simdjson::dom::element;
+
+bool fail(std::string& error, std::string& field, std::string e, std::string f) {
+  error = std::move(e);
+  field = std::move(f);
+  return false;
+}
+
+bool number(element e, double& out) {
+  if (e.is_double()) return !e.get_double().get(out);
+  std::int64_t i;
+  if (!e.get_int64().get(i)) {
+    out = double(i);
+    return true;
+  }
+  std::uint64_t u;
+  if (!e.get_uint64().get(u)) {
+    out = double(u);
+    return true;
+  }
+  return false;
+}
+
+bool parseAnalysis(element a, RolloutSpec& spec, std::string& error, std::string& field) {
+  simdjson::dom::object obj;
+  if (a.get_object().get(obj)) return fail(error, field, "must be an object", "analysis");
+  auto& cfg = spec.analysis;
+  for (auto [k, v] : obj) {
+    const std::string f = "analysis." + std::string(k);
+    double d;
+    if (k == "false_rollback") {
+      if (!number(v, d) || !(d > 0 && d <= 0.5)) return fail(error, field, "must be a probability in (0, 0.5]", f);
+      cfg.false_rollback = d;
+    } else if (k == "errors") {
+      simdjson::dom::object eo;
+      if (v.get_object().get(eo)) return fail(error, field, "must be an object", f);
+      for (auto [ek, ev] : eo) {
+        const std::string ef = f + "." + std::string(ek);
+        if (ek == "compare") {
+          bool b;
+          if (ev.get_bool().get(b)) return fail(error, field, "must be true or false", ef);
+          cfg.errors_compare = b;
+        } else if (ek == "max_ratio") {
+          if (!number(ev, d) || !(d >= 1 && d <= 100)) return fail(error, field, "must be a number from 1 to 100", ef);
+          cfg.errors_max_ratio = d;
+        } else if (ek == "max_rate") {
+          if (!number(ev, d) || !(d >= 0 && d < 1)) return fail(error, field, "must be a rate in [0, 1) (0: off)", ef);
+          cfg.errors_max_rate = d;
+        } else if (ek == "statuses") {
+          simdjson::dom::array arr;
+          if (ev.get_array().get(arr) || arr.size() == 0) return fail(error, field, "must be a non-empty array of \"4xx\" or \"5xx\"", ef);
+          spec.error_classes.clear();
+          for (auto s : arr) {
+            std::string_view sv;
+            if (s.get_string().get(sv) || (sv != "4xx" && sv != "5xx")) return fail(error, field, "must be \"4xx\" or \"5xx\"", ef);
+            spec.error_classes.push_back(sv == "4xx" ? 4 : 5);
+          }
+        } else {
+          return fail(error, field, "unknown field", ef);
+        }
+      }
+    } else if (k == "latency") {
+      simdjson::dom::object lo;
+      if (v.get_object().get(lo)) return fail(error, field, "must be an object", f);
+      for (auto [lk, lv] : lo) {
+        const std::string lf = f + "." + std::string(lk);
+        if (lk == "quantiles") {
+          simdjson::dom::array arr;
+          if (lv.get_array().get(arr) || arr.size() > 4) return fail(error, field, "must be an array of at most 4 quantiles", lf);
+          cfg.latency_quantiles.clear();
+          for (auto q : arr) {
+            if (!number(q, d) || !(d > 0 && d < 1)) return fail(error, field, "quantiles must be in (0, 1)", lf);
+            cfg.latency_quantiles.push_back(d);
+          }
+        } else if (lk == "max_ratio") {
+          if (!number(lv, d) || !(d >= 1 && d <= 100)) return fail(error, field, "must be a number from 1 to 100", lf);
+          cfg.latency_max_ratio = d;
+        } else if (lk == "p50_max_ms" || lk == "p99_max_ms") {
+          const double top = rollout::latencyBoundsUs().back() / 1000.0;
+          if (!number(lv, d) || !(d >= 0 && d <= top))
+            return fail(error, field, "must be milliseconds from 0 (off) to " + std::to_string(int(top)), lf);
+          (lk == "p50_max_ms" ? cfg.p50_max_ms : cfg.p99_max_ms) = d;
+        } else {
+          return fail(error, field, "unknown field", lf);
+        }
+      }
+    } else {
+      return fail(error, field, "unknown field", f);
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<RolloutSpec> parseRolloutSpec(std::string_view json, std::string& error, std::string& field) {
+  simdjson::dom::parser p;
+  element root;
+  if (p.parse(json.data(), json.size()).get(root)) {
+    fail(error, field, "is not valid JSON", "body");
+    return std::nullopt;
+  }
+  simdjson::dom::object obj;
+  if (root.get_object().get(obj)) {
+    fail(error, field, "must be an object", "body");
+    return std::nullopt;
+  }
+  RolloutSpec spec;
+  bool have_steps = false;
+  for (auto [k, v] : obj) {
+    const std::string f(k);
+    std::string_view s;
+    if (k == "route" || k == "canary_arm" || k == "baseline_arm") {
+      if (v.get_string().get(s) || s.empty()) {
+        fail(error, field, "must be a non-empty string", f);
+        return std::nullopt;
+      }
+      (k == "route" ? spec.route : k == "canary_arm" ? spec.canary_arm : spec.baseline_arm) = std::string(s);
+    } else if (k == "steps") {
+      simdjson::dom::array arr;
+      if (v.get_array().get(arr) || arr.size() == 0 || arr.size() > 100) {
+        fail(error, field, "must be an array of 1 to 100 steps", f);
+        return std::nullopt;
+      }
+      have_steps = true;
+      std::size_t i = 0;
+      for (auto st : arr) {
+        const std::string sf = "steps[" + std::to_string(i++) + "]";
+        simdjson::dom::object so;
+        if (st.get_object().get(so)) {
+          fail(error, field, "must be an object {weight, hold_s, min_requests}", sf);
+          return std::nullopt;
+        }
+        RolloutStep step;
+        bool have_weight = false;
+        for (auto [sk, sv] : so) {
+          std::uint64_t u;
+          const std::string skf = sf + "." + std::string(sk);
+          if (sv.get_uint64().get(u)) {
+            fail(error, field, "must be a whole number", skf);
+            return std::nullopt;
+          }
+          if (sk == "weight") {
+            if (u > 100) {
+              fail(error, field, "must be a percentage from 0 to 100", skf);
+              return std::nullopt;
+            }
+            step.weight = unsigned(u);
+            have_weight = true;
+          } else if (sk == "hold_s") {
+            if (u > 30 * 86400) {
+              fail(error, field, "must be at most 30 days", skf);
+              return std::nullopt;
+            }
+            step.hold_s = u;
+          } else if (sk == "min_requests") {
+            step.min_requests = u;
+          } else {
+            fail(error, field, "unknown field", skf);
+            return std::nullopt;
+          }
+        }
+        if (!have_weight) {
+          fail(error, field, "is required", sf + ".weight");
+          return std::nullopt;
+        }
+        if (!spec.steps.empty() && step.weight < spec.steps.back().weight) {
+          fail(error, field, "weights must not decrease from step to step", sf + ".weight");
+          return std::nullopt;
+        }
+        spec.steps.push_back(step);
+      }
+    } else if (k == "analysis") {
+      if (!parseAnalysis(v, spec, error, field)) return std::nullopt;
+    } else {
+      fail(error, field, "unknown field", f);
+      return std::nullopt;
+    }
+  }
+  for (auto [name, value] : {std::pair{"route", &spec.route}, {"canary_arm", &spec.canary_arm}, {"baseline_arm", &spec.baseline_arm}})
+    if (value->empty()) {
+      fail(error, field, "is required", name);
+      return std::nullopt;
+    }
+  if (!have_steps) {
+    fail(error, field, "is required", "steps");
+    return std::nullopt;
+  }
+  if (spec.canary_arm == spec.baseline_arm) {
+    fail(error, field, "must differ from canary_arm", "baseline_arm");
+    return std::nullopt;
+  }
+  return spec;
+}
+
+std::string RolloutStatus::toJson() const {
+  std::string h = "[";
+  for (std::size_t i = 0; i < history.size(); ++i) h += (i ? "," : "") + history[i];
+  h += "]";
+  return "{\"phase\":" + jsonQuote(phaseName(phase)) + ",\"step\":" + std::to_string(step) +
+         ",\"canary_weight\":" + std::to_string(canary_weight) + ",\"started_ms\":" + std::to_string(started_ms) +
+         ",\"step_started_ms\":" + std::to_string(step_started_ms) + ",\"finished_ms\":" + std::to_string(finished_ms) +
+         ",\"reason\":" + jsonQuote(reason) + ",\"history\":" + h + "}";
+}
+
+std::optional<RolloutStatus> RolloutStatus::fromJson(std::string_view json) {
+  simdjson::dom::parser p;
+  element root;
+  if (p.parse(json.data(), json.size()).get(root)) return std::nullopt;
+  RolloutStatus s;
+  std::string_view phase, reason;
+  std::uint64_t step, weight;
+  std::int64_t a, b, c;
+  if (root["phase"].get_string().get(phase) || root["step"].get_uint64().get(step) ||
+      root["canary_weight"].get_uint64().get(weight) || root["started_ms"].get_int64().get(a) ||
+      root["step_started_ms"].get_int64().get(b) || root["finished_ms"].get_int64().get(c) ||
+      root["reason"].get_string().get(reason))
+    return std::nullopt;
+  auto ph = phaseFromName(phase);
+  if (!ph) return std::nullopt;
+  s.phase = *ph;
+  s.step = step;
+  s.canary_weight = unsigned(weight);
+  s.started_ms = a;
+  s.step_started_ms = b;
+  s.finished_ms = c;
+  s.reason = std::string(reason);
+  simdjson::dom::array hist;
+  if (!root["history"].get_array().get(hist))
+    for (auto e : hist) s.history.push_back(simdjson::minify(e));
+  return s;
+}
+
+}  // namespace fledge::admin

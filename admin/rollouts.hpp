@@ -1,0 +1,49 @@
+#pragma once
+// Progressive rollouts of a split route: the specification a user PUTs, its validation, and the
+// status the controller keeps (phase, step, history). The controller itself is part of AdminApi
+// (admin/rollouts.cpp): it runs on the admin work thread, once a second, and changes weights
+// through the same store-audit-publish path as any admin write.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rollout/analysis.hpp"
+
+namespace fledge::admin {
+
+struct RolloutStep {
+  unsigned weight = 0;             // canary share, percent
+  std::uint64_t hold_s = 0;        // at least this long at the step
+  std::uint64_t min_requests = 0;  // and at least this many canary requests
+};
+
+struct RolloutSpec {
+  std::string route, canary_arm, baseline_arm;
+  std::vector<RolloutStep> steps;
+  rollout::AnalysisConfig analysis;
+  std::vector<unsigned> error_classes{5};  // status classes that count as errors (5 = 5xx)
+};
+
+// Parses and validates a rollout body. On error, `field` names the offending member.
+std::optional<RolloutSpec> parseRolloutSpec(std::string_view json, std::string& error, std::string& field);
+
+enum class RolloutPhase { kProgressing, kPaused, kSucceeded, kRolledBack, kAborted };
+const char* phaseName(RolloutPhase p);
+std::optional<RolloutPhase> phaseFromName(std::string_view s);
+inline bool finished(RolloutPhase p) { return p == RolloutPhase::kSucceeded || p == RolloutPhase::kRolledBack || p == RolloutPhase::kAborted; }
+
+// The durable part of a rollout's progress (stored with the configuration).
+struct RolloutStatus {
+  RolloutPhase phase = RolloutPhase::kProgressing;
+  std::size_t step = 0;
+  unsigned canary_weight = 0;
+  std::int64_t started_ms = 0, step_started_ms = 0, finished_ms = 0;  // Unix time
+  std::string reason;
+  std::vector<std::string> history;  // JSON objects, oldest first
+  std::string toJson() const;
+  static std::optional<RolloutStatus> fromJson(std::string_view json);
+};
+
+}  // namespace fledge::admin
