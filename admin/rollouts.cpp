@@ -107,6 +107,9 @@ bool parseAnalysis(element a, RolloutSpec& spec, std::string& error, std::string
             if (!number(q, d) || !(d > 0 && d < 1)) return fail(error, field, "quantiles must be in (0, 1)", lf);
             cfg.latency_quantiles.push_back(d);
           }
+        } else if (lk == "min_shift_ms") {
+          if (!number(lv, d) || !(d >= 0 && d <= 60000)) return fail(error, field, "must be milliseconds from 0 to 60000", lf);
+          cfg.latency_min_shift_ms = d;
         } else if (lk == "max_ratio") {
           if (!number(lv, d) || !(d >= 1 && d <= 100)) return fail(error, field, "must be a number from 1 to 100", lf);
           cfg.latency_max_ratio = d;

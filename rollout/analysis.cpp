@@ -85,8 +85,11 @@ std::optional<std::size_t> Analyzer::observe(const ArmInterval& canary, const Ar
       case Kind::kLatencyRelative: {
         // The threshold comes from earlier intervals only, so it is fixed before this interval's
         // data is seen (what keeps the test valid).
-        auto b = baselineQuantileBucket(c.param);
-        if (!b || ch.empty() || bh.empty()) break;
+        auto q = baselineQuantileBucket(c.param);
+        if (!q || ch.empty() || bh.empty()) break;
+        auto it = std::lower_bound(bounds_ms_.begin(), bounds_ms_.end(), bounds_ms_[*q] + cfg_.latency_min_shift_ms);
+        if (it == bounds_ms_.end()) break;
+        const std::optional<std::size_t> b = std::size_t(it - bounds_ms_.begin());
         c.bound_ms = bounds_ms_[*b];
         std::uint64_t cn = 0, bn = 0;
         for (auto v : ch) cn += v;

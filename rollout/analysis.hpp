@@ -34,6 +34,10 @@ struct AnalysisConfig {
   // baseline's (1.5 at q = 0.5: more than 60 % of canary requests slower than the baseline median).
   std::vector<double> latency_quantiles = {0.5, 0.9};
   double latency_max_ratio = 1.5;
+  // Differences smaller than this are not judged: the threshold is the first bucket bound at
+  // least this far above the baseline quantile (sub-millisecond noise between two hosts is not
+  // a regression).
+  double latency_min_shift_ms = 1.0;
   // Absolute latency ceilings (0: off): rolled back when the canary's p50 (p99) is shown to be
   // above this many milliseconds.
   double p50_max_ms = 0;

@@ -119,9 +119,10 @@ std::uint16_t portFromLog(const std::string& log, const std::string& msg) {
   return static_cast<std::uint16_t>(std::stoi(log.substr(colon + 1, end - colon - 1)));
 }
 
-EchoUpstream::EchoUpstream(const std::string& name) {
-  proc_ = std::make_unique<Process>(
-      std::vector<std::string>{fledgeBinary(), "echo-upstream", "--listen", "127.0.0.1:0", "--name", name});
+EchoUpstream::EchoUpstream(const std::string& name, const std::vector<std::string>& extra) {
+  std::vector<std::string> args{fledgeBinary(), "echo-upstream", "--listen", "127.0.0.1:0", "--name", name};
+  args.insert(args.end(), extra.begin(), extra.end());
+  proc_ = std::make_unique<Process>(std::move(args));
   if (!proc_->waitForLog("echo upstream listening")) throw std::runtime_error("echo upstream did not start");
   port_ = portFromLog(proc_->log(), "echo upstream listening");
 }

@@ -61,7 +61,8 @@ std::uint16_t portFromLog(const std::string& log, const std::string& msg);
 
 class EchoUpstream {
  public:
-  explicit EchoUpstream(const std::string& name);
+  // `extra`: more echo-upstream options (--fail-rate R, --delay-ms N, ...).
+  explicit EchoUpstream(const std::string& name, const std::vector<std::string>& extra = {});
   std::uint16_t port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   Process& process() { return *proc_; }
