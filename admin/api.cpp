@@ -660,22 +660,11 @@ bool setArmWeights(State& s, const RolloutSpec& spec, unsigned canary_weight, bo
 }
 
 std::string countsJson(const ArmCounts& c, const std::vector<unsigned>& error_classes) {
-  std::uint64_t errors = 0;
-  for (unsigned cls : error_classes) errors += c.by_class[cls - 1];
-  std::vector<std::uint64_t> hist(c.latency.begin(), c.latency.end());
-  auto bounds = rollout::latencyBoundsMs();
-  auto q = [&](double quantile) {
-    std::uint64_t total = 0, cum = 0;
-    for (auto v : hist) total += v;
-    if (total == 0) return 0.0;
-    for (std::size_t i = 0; i < bounds.size(); ++i) {
-      cum += hist[i];
-      if (double(cum) >= quantile * double(total)) return bounds[i];
-    }
-    return bounds.back();
-  };
+  const std::uint64_t errors = c.inClasses(error_classes);
+  const std::vector<std::uint64_t> hist(c.latency.begin(), c.latency.end());
+  auto ms = [&](double q) { return 1e3 * rollout::histogramQuantile(hist, rollout::kLatencyBoundsUs, q); };
   char buf[160];
-  std::snprintf(buf, sizeof buf, ",\"p50_ms\":%.4g,\"p90_ms\":%.4g,\"p99_ms\":%.4g}", q(0.5), q(0.9), q(0.99));
+  std::snprintf(buf, sizeof buf, ",\"p50_ms\":%.4g,\"p90_ms\":%.4g,\"p99_ms\":%.4g}", ms(0.5), ms(0.9), ms(0.99));
   return "{\"requests\":" + std::to_string(c.requests()) + ",\"errors\":" + std::to_string(errors) + buf;
 }
 
@@ -696,7 +685,7 @@ void add(ArmCounts& a, const ArmCounts& b) {
 rollout::ArmInterval interval(const ArmCounts& d, const std::vector<unsigned>& error_classes) {
   rollout::ArmInterval out;
   out.requests = d.requests();
-  for (unsigned cls : error_classes) out.errors += d.by_class[cls - 1];
+  out.errors = d.inClasses(error_classes);
   out.latency.assign(d.latency.begin(), d.latency.end());
   return out;
 }
@@ -734,10 +723,7 @@ bool AdminApi::transition(const std::string& name, const RolloutSpec& spec, Roll
     error = err(409, werr, "rollouts." + name);
     return false;
   }
-  status.history.push_back("{\"at_ms\":" + std::to_string(nowMs()) + ",\"phase\":" + jsonQuote(phaseName(status.phase)) +
-                           ",\"step\":" + std::to_string(status.step) + ",\"canary_weight\":" + std::to_string(status.canary_weight) +
-                           ",\"actor\":" + jsonQuote(actor) + ",\"why\":" + jsonQuote(why) + "}");
-  if (status.history.size() > 200) status.history.erase(status.history.begin() + 1);  // keep the start
+  status.record(nowMs(), actor, why);
   const std::string spec_json = it != next.rollouts.end() ? getMember(it->second, "spec").value_or("null") : "null";
   std::string after = "{\"spec\":" + spec_json + ",\"status\":" + status.toJson() + "}";
   if (it != next.rollouts.end()) it->second = after;
@@ -774,8 +760,7 @@ Response AdminApi::handleRolloutWrite(const Request& req, const std::string& act
     RolloutStatus st;
     st.started_ms = st.step_started_ms = nowMs();
     st.canary_weight = spec->steps[0].weight;
-    st.history.push_back("{\"at_ms\":" + std::to_string(st.started_ms) + ",\"phase\":\"progressing\",\"step\":0,\"canary_weight\":" +
-                         std::to_string(st.canary_weight) + ",\"actor\":" + jsonQuote(actor) + ",\"why\":\"started\"}");
+    st.record(st.started_ms, actor, "started");
     const std::string before = it != state_.rollouts.end() ? it->second : "null";
     const std::string after = "{\"spec\":" + minified(req.body()) + ",\"status\":" + st.toJson() + "}";
     auto nit = findByName(next.rollouts, name);

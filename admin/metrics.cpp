@@ -38,26 +38,6 @@ MetricFamily family(const char* name, const char* help, MetricType type) {
 
 }  // namespace
 
-double histogramQuantile(const std::vector<std::uint64_t>& buckets, double q) {
-  std::uint64_t total = 0;
-  for (auto c : buckets) total += c;
-  if (total == 0) return 0;
-  const double rank = q * static_cast<double>(total);
-  std::uint64_t seen = 0;
-  for (std::size_t b = 0; b < buckets.size(); ++b) {
-    if (buckets[b] == 0) continue;
-    if (static_cast<double>(seen + buckets[b]) >= rank) {
-      const double lo = b == 0 ? 0.0 : kLatencyBoundsUs[b - 1] / 1e6;
-      if (b >= kLatencyBoundsUs.size()) return lo;  // +Inf bucket: its lower bound is all we know
-      const double hi = kLatencyBoundsUs[b] / 1e6;
-      const double frac = (rank - static_cast<double>(seen)) / static_cast<double>(buckets[b]);
-      return lo + (hi - lo) * std::clamp(frac, 0.0, 1.0);
-    }
-    seen += buckets[b];
-  }
-  return kLatencyBoundsUs.back() / 1e6;
-}
-
 Metrics::Metrics(std::shared_ptr<const proxy::Snapshot> snap, Workers workers)
     : source_([snap = std::move(snap), workers = std::move(workers)] { return std::make_pair(snap, workers); }) {}
 
@@ -121,9 +101,12 @@ std::vector<MetricFamily> Metrics::collect() const {
       }
       if (!routed && route_total == 0) continue;
       auto h = metric({{"route", route}, {"arm", arm}});
+      std::array<std::uint64_t, kLatencyBuckets> coarse{};
+      for (std::size_t k = 0; k < rollout::kLatencyBuckets; ++k)
+        coarse[proxy::kCoarseBucketOf[k]] += sum(block, [&](const proxy::ArmCounters& x) { return proxy::read(x.latency[k]); });
       std::uint64_t cumulative = 0;
       for (std::size_t b = 0; b < kLatencyBuckets; ++b) {
-        cumulative += sum(block, [&](const proxy::ArmCounters& x) { return proxy::read(x.latency[b]); });
+        cumulative += coarse[b];
         ClientMetric::Bucket bucket;
         bucket.cumulative_count = cumulative;
         bucket.upper_bound = b < kLatencyBoundsUs.size() ? kLatencyBoundsUs[b] / 1e6 : std::numeric_limits<double>::infinity();
@@ -240,16 +223,19 @@ std::string Metrics::render() const {
   return os.str();
 }
 
-ArmCounts Metrics::armCounts(const std::string& route, const std::string& arm) const {
-  const auto [snap, workers] = source_();
+ArmCounts Metrics::sumArm(const Workers& workers, std::string_view route, std::string_view arm) {
   ArmCounts out;
   for (const auto& w : workers) {
     const proxy::ArmCounters* b = w->arm(route, arm);
     if (!b) continue;
     for (std::size_t c = 0; c < 5; ++c) out.by_class[c] += proxy::read(b->requests[c]);
-    for (std::size_t k = 0; k < rollout::kLatencyBuckets; ++k) out.latency[k] += proxy::read(b->analysis_latency[k]);
+    for (std::size_t k = 0; k < rollout::kLatencyBuckets; ++k) out.latency[k] += proxy::read(b->latency[k]);
   }
   return out;
+}
+
+ArmCounts Metrics::armCounts(const std::string& route, const std::string& arm) const {
+  return sumArm(source_().second, route, arm);
 }
 
 void Metrics::sample(Clock::time_point now) {
@@ -261,14 +247,11 @@ void Metrics::sample(Clock::time_point now) {
     const std::size_t arms = routes[r].split ? routes[r].split->arms.size() : 1;
     for (std::size_t a = 0; a < arms; ++a) {
       const std::string_view arm = routes[r].split ? std::string_view(routes[r].split->arms[a].name) : std::string_view();
-      ArmTotals t;
-      for (const auto& w : workers) {
-        const proxy::ArmCounters* b = w->arm(routes[r].name, arm);
-        if (!b) continue;
-        for (std::size_t c = 0; c < 5; ++c) t.requests += proxy::read(b->requests[c]);
-        t.errors += proxy::read(b->requests[4]);
-        for (std::size_t k = 0; k < kLatencyBuckets; ++k) t.buckets[k] += proxy::read(b->latency[k]);
-      }
+      const ArmCounts c = sumArm(workers, routes[r].name, arm);
+      ArmTotals t;  // kept per second for ten minutes: the coarse buckets
+      t.requests = c.requests();
+      t.errors = c.by_class[4];
+      for (std::size_t k = 0; k < rollout::kLatencyBuckets; ++k) t.buckets[proxy::kCoarseBucketOf[k]] += c.latency[k];
       s.arms.emplace(proxy::armKey(routes[r].name, arm), t);
     }
   }

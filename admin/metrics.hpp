@@ -37,10 +37,18 @@ struct ArmCounts {
   std::array<std::uint64_t, 5> by_class{};  // responses by status class 1xx..5xx
   std::array<std::uint64_t, rollout::kLatencyBuckets> latency{};  // the analysis buckets
   std::uint64_t requests() const { return by_class[0] + by_class[1] + by_class[2] + by_class[3] + by_class[4]; }
+  // Responses in the given status classes (5 for 5xx).
+  std::uint64_t inClasses(const std::vector<unsigned>& classes) const {
+    std::uint64_t n = 0;
+    for (unsigned c : classes) n += by_class[c - 1];
+    return n;
+  }
 };
 
-// Quantile q (0..1) from non-cumulative bucket counts with kLatencyBoundsUs upper bounds.
-double histogramQuantile(const std::vector<std::uint64_t>& buckets, double q);
+// rollout::histogramQuantile over proxy::kLatencyBoundsUs (the windows' buckets), in seconds.
+inline double histogramQuantile(const std::vector<std::uint64_t>& buckets, double q) {
+  return rollout::histogramQuantile(buckets, proxy::kLatencyBoundsUs, q);
+}
 
 class Metrics {
  public:
@@ -80,6 +88,8 @@ class Metrics {
   void install(HttpServer& server, std::vector<std::string> tokens);
 
  private:
+  // One arm's counters, summed over `workers`.
+  static ArmCounts sumArm(const Workers& workers, std::string_view route, std::string_view arm);
   struct ArmTotals {
     std::uint64_t requests = 0, errors = 0;
     std::array<std::uint64_t, proxy::kLatencyBuckets> buckets{};

@@ -114,7 +114,7 @@ bool parseAnalysis(element a, RolloutSpec& spec, std::string& error, std::string
           if (!number(lv, d) || !(d >= 1 && d <= 100)) return fail(error, field, "must be a number from 1 to 100", lf);
           cfg.latency_max_ratio = d;
         } else if (lk == "p50_max_ms" || lk == "p99_max_ms") {
-          const double top = rollout::latencyBoundsUs().back() / 1000.0;
+          const double top = rollout::kLatencyBoundsUs.back() / 1000.0;
           if (!number(lv, d) || !(d >= 0 && d <= top))
             return fail(error, field, "must be milliseconds from 0 (off) to " + std::to_string(int(top)), lf);
           (lk == "p50_max_ms" ? cfg.p50_max_ms : cfg.p99_max_ms) = d;
@@ -129,106 +129,80 @@ bool parseAnalysis(element a, RolloutSpec& spec, std::string& error, std::string
   return true;
 }
 
-}  // namespace
+bool parseSteps(element v, RolloutSpec& spec, std::string& error, std::string& field) {
+  simdjson::dom::array arr;
+  if (v.get_array().get(arr) || arr.size() == 0 || arr.size() > 100) return fail(error, field, "must be an array of 1 to 100 steps", "steps");
+  std::size_t i = 0;
+  for (auto st : arr) {
+    const std::string sf = "steps[" + std::to_string(i++) + "]";
+    simdjson::dom::object so;
+    if (st.get_object().get(so)) return fail(error, field, "must be an object {weight, hold_s, min_requests}", sf);
+    RolloutStep step;
+    bool have_weight = false;
+    for (auto [sk, sv] : so) {
+      std::uint64_t u;
+      const std::string skf = sf + "." + std::string(sk);
+      if (sv.get_uint64().get(u)) return fail(error, field, "must be a whole number", skf);
+      if (sk == "weight") {
+        if (u > 100) return fail(error, field, "must be a percentage from 0 to 100", skf);
+        step.weight = unsigned(u);
+        have_weight = true;
+      } else if (sk == "hold_s") {
+        if (u > 30 * 86400) return fail(error, field, "must be at most 30 days", skf);
+        step.hold_s = u;
+      } else if (sk == "min_requests") {
+        step.min_requests = u;
+      } else {
+        return fail(error, field, "unknown field", skf);
+      }
+    }
+    if (!have_weight) return fail(error, field, "is required", sf + ".weight");
+    if (!spec.steps.empty() && step.weight < spec.steps.back().weight)
+      return fail(error, field, "weights must not decrease from step to step", sf + ".weight");
+    spec.steps.push_back(step);
+  }
+  return true;
+}
 
-std::optional<RolloutSpec> parseRolloutSpec(std::string_view json, std::string& error, std::string& field) {
+bool parseSpec(std::string_view json, RolloutSpec& spec, std::string& error, std::string& field) {
   simdjson::dom::parser p;
   element root;
-  if (p.parse(json.data(), json.size()).get(root)) {
-    fail(error, field, "is not valid JSON", "body");
-    return std::nullopt;
-  }
+  if (p.parse(json.data(), json.size()).get(root)) return fail(error, field, "is not valid JSON", "body");
   simdjson::dom::object obj;
-  if (root.get_object().get(obj)) {
-    fail(error, field, "must be an object", "body");
-    return std::nullopt;
-  }
-  RolloutSpec spec;
-  bool have_steps = false;
+  if (root.get_object().get(obj)) return fail(error, field, "must be an object", "body");
   for (auto [k, v] : obj) {
-    const std::string f(k);
     std::string_view s;
     if (k == "route" || k == "canary_arm" || k == "baseline_arm") {
-      if (v.get_string().get(s) || s.empty()) {
-        fail(error, field, "must be a non-empty string", f);
-        return std::nullopt;
-      }
+      if (v.get_string().get(s) || s.empty()) return fail(error, field, "must be a non-empty string", std::string(k));
       (k == "route" ? spec.route : k == "canary_arm" ? spec.canary_arm : spec.baseline_arm) = std::string(s);
     } else if (k == "steps") {
-      simdjson::dom::array arr;
-      if (v.get_array().get(arr) || arr.size() == 0 || arr.size() > 100) {
-        fail(error, field, "must be an array of 1 to 100 steps", f);
-        return std::nullopt;
-      }
-      have_steps = true;
-      std::size_t i = 0;
-      for (auto st : arr) {
-        const std::string sf = "steps[" + std::to_string(i++) + "]";
-        simdjson::dom::object so;
-        if (st.get_object().get(so)) {
-          fail(error, field, "must be an object {weight, hold_s, min_requests}", sf);
-          return std::nullopt;
-        }
-        RolloutStep step;
-        bool have_weight = false;
-        for (auto [sk, sv] : so) {
-          std::uint64_t u;
-          const std::string skf = sf + "." + std::string(sk);
-          if (sv.get_uint64().get(u)) {
-            fail(error, field, "must be a whole number", skf);
-            return std::nullopt;
-          }
-          if (sk == "weight") {
-            if (u > 100) {
-              fail(error, field, "must be a percentage from 0 to 100", skf);
-              return std::nullopt;
-            }
-            step.weight = unsigned(u);
-            have_weight = true;
-          } else if (sk == "hold_s") {
-            if (u > 30 * 86400) {
-              fail(error, field, "must be at most 30 days", skf);
-              return std::nullopt;
-            }
-            step.hold_s = u;
-          } else if (sk == "min_requests") {
-            step.min_requests = u;
-          } else {
-            fail(error, field, "unknown field", skf);
-            return std::nullopt;
-          }
-        }
-        if (!have_weight) {
-          fail(error, field, "is required", sf + ".weight");
-          return std::nullopt;
-        }
-        if (!spec.steps.empty() && step.weight < spec.steps.back().weight) {
-          fail(error, field, "weights must not decrease from step to step", sf + ".weight");
-          return std::nullopt;
-        }
-        spec.steps.push_back(step);
-      }
+      if (!parseSteps(v, spec, error, field)) return false;
     } else if (k == "analysis") {
-      if (!parseAnalysis(v, spec, error, field)) return std::nullopt;
+      if (!parseAnalysis(v, spec, error, field)) return false;
     } else {
-      fail(error, field, "unknown field", f);
-      return std::nullopt;
+      return fail(error, field, "unknown field", std::string(k));
     }
   }
   for (auto [name, value] : {std::pair{"route", &spec.route}, {"canary_arm", &spec.canary_arm}, {"baseline_arm", &spec.baseline_arm}})
-    if (value->empty()) {
-      fail(error, field, "is required", name);
-      return std::nullopt;
-    }
-  if (!have_steps) {
-    fail(error, field, "is required", "steps");
-    return std::nullopt;
-  }
-  if (spec.canary_arm == spec.baseline_arm) {
-    fail(error, field, "must differ from canary_arm", "baseline_arm");
-    return std::nullopt;
-  }
+    if (value->empty()) return fail(error, field, "is required", name);
+  if (spec.steps.empty()) return fail(error, field, "is required", "steps");
+  if (spec.canary_arm == spec.baseline_arm) return fail(error, field, "must differ from canary_arm", "baseline_arm");
+  return true;
+}
+
+}  // namespace
+
+std::optional<RolloutSpec> parseRolloutSpec(std::string_view json, std::string& error, std::string& field) {
+  RolloutSpec spec;
+  if (!parseSpec(json, spec, error, field)) return std::nullopt;
   return spec;
+}
+
+void RolloutStatus::record(std::int64_t at_ms, const std::string& actor, const std::string& why) {
+  history.push_back("{\"at_ms\":" + std::to_string(at_ms) + ",\"phase\":" + jsonQuote(phaseName(phase)) + ",\"step\":" +
+                    std::to_string(step) + ",\"canary_weight\":" + std::to_string(canary_weight) + ",\"actor\":" + jsonQuote(actor) +
+                    ",\"why\":" + jsonQuote(why) + "}");
+  if (history.size() > 200) history.erase(history.begin() + 1);  // keep the start
 }
 
 std::string RolloutStatus::toJson() const {

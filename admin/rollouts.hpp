@@ -41,7 +41,9 @@ struct RolloutStatus {
   unsigned canary_weight = 0;
   std::int64_t started_ms = 0, step_started_ms = 0, finished_ms = 0;  // Unix time
   std::string reason;
-  std::vector<std::string> history;  // JSON objects, oldest first
+  std::vector<std::string> history;  // JSON objects, oldest first (the start and the last 199)
+  // Appends the status as it is now to the history.
+  void record(std::int64_t at_ms, const std::string& actor, const std::string& why);
   std::string toJson() const;
   static std::optional<RolloutStatus> fromJson(std::string_view json);
 };

@@ -49,7 +49,10 @@ class ClientConnection {
     msghdr msg{};
     msg.msg_iov = iov.data();
     msg.msg_iovlen = n;
-    return finish(::sendmsg(descriptor(), &msg, MSG_NOSIGNAL | flags), ec);
+    ssize_t r;
+    do r = ::sendmsg(descriptor(), &msg, MSG_NOSIGNAL | flags);
+    while (r < 0 && errno == EINTR);
+    return finish(r, ec);
   }
 
   // The Asio socket for operations that wait; registers the descriptor on first use. If that

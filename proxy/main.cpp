@@ -4,12 +4,14 @@
 #include <boost/asio/signal_set.hpp>
 
 #include <atomic>
+#include <charconv>
+#include <cmath>
 #include <csignal>
+#include <cstdio>
 #include <fstream>
 #include <functional>
-#include <sstream>
-#include <cstdio>
 #include <iostream>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -243,20 +245,19 @@ int main(int argc, char** argv) {
     for (std::size_t i = 1; i < args.size(); ++i) {
       if (args[i] == "--listen" && i + 1 < args.size()) opts.listen = args[++i];
       else if (args[i] == "--name" && i + 1 < args.size()) opts.name = args[++i];
-      else if (args[i] == "--fail-rate" && i + 1 < args.size()) {
-        opts.fail_rate = std::atof(std::string(args[++i]).c_str());
-        if (!(opts.fail_rate >= 0 && opts.fail_rate <= 1)) {
-          std::cerr << "--fail-rate must be from 0 to 1\n";
+      else if ((args[i] == "--fail-rate" || args[i] == "--fail-status" || args[i] == "--delay-ms") && i + 1 < args.size()) {
+        const std::string_view name = args[i], text = args[++i];
+        const bool rate = name == "--fail-rate";
+        const double lo = name == "--fail-status" ? 100 : 0, hi = rate ? 1 : name == "--fail-status" ? 599 : 600'000;
+        double v = 0;
+        auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+        if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi || (!rate && v != std::floor(v))) {
+          std::cerr << name << " must be " << (rate ? "a number" : "a whole number") << " from " << lo << " to " << hi << "\n";
           return 2;
         }
-      } else if (args[i] == "--fail-status" && i + 1 < args.size()) {
-        opts.fail_status = unsigned(std::atoi(std::string(args[++i]).c_str()));
-        if (opts.fail_status < 100 || opts.fail_status > 599) {
-          std::cerr << "--fail-status must be an HTTP status from 100 to 599\n";
-          return 2;
-        }
-      } else if (args[i] == "--delay-ms" && i + 1 < args.size()) {
-        opts.delay_ms = unsigned(std::atoi(std::string(args[++i]).c_str()));
+        if (rate) opts.fail_rate = v;
+        else if (name == "--fail-status") opts.fail_status = unsigned(v);
+        else opts.delay_ms = unsigned(v);
       } else {
         std::cerr << "unknown argument: " << args[i] << "\n" << kUsage;
         return 2;

@@ -62,10 +62,7 @@ void WorkerMetrics::request(std::size_t route, std::size_t arm, unsigned status,
   const std::size_t cls = std::clamp<unsigned>(status / 100, 1, 5) - 1;
   bump(a.requests[cls]);
   const auto us = static_cast<std::uint64_t>(std::max<std::int64_t>(duration.count(), 0));
-  std::size_t b = 0;
-  while (b < kLatencyBoundsUs.size() && us > kLatencyBoundsUs[b]) ++b;
-  bump(a.latency[b]);
-  bump(a.analysis_latency[rollout::latencyBucket(us)]);
+  bump(a.latency[rollout::latencyBucket(us)]);
   bump(a.latency_sum_us, us);
 }
 

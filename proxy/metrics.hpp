@@ -8,6 +8,7 @@
 // Each worker is the only writer of its blocks: an update is a relaxed load and store, so the
 // data plane takes no lock and shares no written cache line. The admin thread reads all
 // workers' blocks by name and merges them when /metrics is scraped or a window is sampled.
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
@@ -25,11 +26,30 @@ namespace fledge::proxy {
 
 struct Snapshot;
 
-// Request-duration histogram bounds, in microseconds (sub-millisecond proxying up to 10 s).
+// Request-duration histogram bounds of the Prometheus export and the admin windows, in
+// microseconds (sub-millisecond proxying up to 10 s). Requests are counted in the finer
+// rollout::kLatencyBoundsUs buckets, which contain every one of these bounds; these buckets are
+// sums of those.
 inline constexpr std::array<std::uint32_t, 16> kLatencyBoundsUs = {
     100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000, 50'000, 100'000, 250'000, 500'000,
     1'000'000, 2'500'000, 5'000'000, 10'000'000};
 inline constexpr std::size_t kLatencyBuckets = kLatencyBoundsUs.size() + 1;  // + the +Inf bucket
+
+// For each fine bucket, the coarse bucket it belongs to.
+inline constexpr std::array<std::uint8_t, rollout::kLatencyBuckets> kCoarseBucketOf = [] {
+  std::array<std::uint8_t, rollout::kLatencyBuckets> m{};
+  for (std::size_t k = 0; k < rollout::kLatencyBuckets; ++k) {
+    std::size_t c = 0;
+    while (c < kLatencyBoundsUs.size() && (k == rollout::kLatencyBounds || rollout::kLatencyBoundsUs[k] > kLatencyBoundsUs[c])) ++c;
+    m[k] = static_cast<std::uint8_t>(c);
+  }
+  return m;
+}();
+static_assert([] {
+  for (auto c : kLatencyBoundsUs)
+    if (std::find(rollout::kLatencyBoundsUs.begin(), rollout::kLatencyBoundsUs.end(), c) == rollout::kLatencyBoundsUs.end()) return false;
+  return true;
+}(), "every coarse bound must be a fine bound, or a coarse bucket would split a fine one");
 
 enum class UpstreamError : std::uint8_t { kConnect = 0, kReset = 1, kTimeout = 2 };
 enum class MirrorResult : std::uint8_t { kSent = 0, kDropped = 1, kFailed = 2 };
@@ -47,8 +67,7 @@ inline std::int64_t read(const Gauge& g) { return g.load(std::memory_order_relax
 // One route arm (a plain route is its own single arm; the "no route" slot is route "").
 struct ArmCounters {
   std::array<Counter, 5> requests{};  // by status class 1xx..5xx
-  std::array<Counter, kLatencyBuckets> latency{};
-  std::array<Counter, rollout::kLatencyBuckets> analysis_latency{};  // fine buckets for canary analysis
+  std::array<Counter, rollout::kLatencyBuckets> latency{};  // fine buckets (rollout/histogram.hpp)
   Counter latency_sum_us{0};
   Counter overrides{0};
 };

@@ -89,12 +89,12 @@ std::optional<std::size_t> Analyzer::observe(const ArmInterval& canary, const Ar
         if (!q || ch.empty() || bh.empty()) break;
         auto it = std::lower_bound(bounds_ms_.begin(), bounds_ms_.end(), bounds_ms_[*q] + cfg_.latency_min_shift_ms);
         if (it == bounds_ms_.end()) break;
-        const std::optional<std::size_t> b = std::size_t(it - bounds_ms_.begin());
-        c.bound_ms = bounds_ms_[*b];
+        const std::size_t b = std::size_t(it - bounds_ms_.begin());
+        c.bound_ms = bounds_ms_[b];
         std::uint64_t cn = 0, bn = 0;
         for (auto v : ch) cn += v;
         for (auto v : bh) bn += v;
-        std::get<TwoSampleTest>(c.test).observe(cn, above(ch, *b), bn, above(bh, *b));
+        std::get<TwoSampleTest>(c.test).observe(cn, above(ch, b), bn, above(bh, b));
         break;
       }
       case Kind::kLatencyMax: {

@@ -34,6 +34,23 @@ TEST(HistogramQuantile, InterpolatesWithinBuckets) {
   EXPECT_NEAR(histogramQuantile(b, 1.0), 1e-3, 1e-9);
 }
 
+// Requests are counted once, in the fine buckets; the exported ones are exact sums of them.
+TEST(HistogramQuantile, CoarseBucketsAreSumsOfFineOnes) {
+  using proxy::kCoarseBucketOf;
+  EXPECT_EQ(kCoarseBucketOf[rollout::latencyBucket(50)], 0);
+  EXPECT_EQ(kCoarseBucketOf[rollout::latencyBucket(100)], 0);
+  EXPECT_EQ(kCoarseBucketOf[rollout::latencyBucket(101)], 1);
+  EXPECT_EQ(kCoarseBucketOf[rollout::latencyBucket(250)], 1);
+  EXPECT_EQ(kCoarseBucketOf[rollout::latencyBucket(251)], 2);
+  EXPECT_EQ(kCoarseBucketOf[rollout::latencyBucket(10'000'000)], 15);
+  EXPECT_EQ(kCoarseBucketOf[rollout::latencyBucket(10'000'001)], 16);
+  for (std::uint64_t us : {1ull, 99ull, 2'400ull, 2'600ull, 777'777ull, 4'999'999ull}) {
+    std::size_t coarse = 0;
+    while (coarse < proxy::kLatencyBoundsUs.size() && us > proxy::kLatencyBoundsUs[coarse]) ++coarse;
+    EXPECT_EQ(kCoarseBucketOf[rollout::latencyBucket(us)], coarse) << us;
+  }
+}
+
 TEST(ArmWindows, CompareCanaryWithStableOverTheLastSeconds) {
   auto snap = snapshot();
   ASSERT_TRUE(snap);

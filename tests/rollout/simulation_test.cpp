@@ -53,7 +53,7 @@ class Simulator {
 
  private:
   static std::vector<double> bucketProbabilities(const Arm& arm) {
-    const auto& bounds = latencyBoundsUs();
+    const auto& bounds = kLatencyBoundsUs;
     std::vector<double> p(kLatencyBuckets);
     double prev = 0;
     for (std::size_t i = 0; i < kLatencyBounds; ++i) {
