@@ -89,7 +89,7 @@ class AdminApi {
   std::string assemble(const State& state) const;
   State seedFromFile(std::string& error) const;
 
-  // Rollouts (admin/rollouts.cpp).
+  // Rollouts (admin/rollout_controller.cpp).
   struct RolloutRuntime {
     RolloutSpec spec;
     std::unique_ptr<rollout::Analyzer> analyzer;

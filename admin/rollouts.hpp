@@ -1,7 +1,7 @@
 #pragma once
 // Progressive rollouts of a split route: the specification a user PUTs, its validation, and the
 // status the controller keeps (phase, step, history). The controller itself is part of AdminApi
-// (admin/rollouts.cpp): it runs on the admin work thread, once a second, and changes weights
+// (admin/rollout_controller.cpp): it runs on the admin work thread, once a second, and changes weights
 // through the same store-audit-publish path as any admin write.
 #include <cstdint>
 #include <optional>
