@@ -120,6 +120,21 @@ std::string AdminApi::assemble(const State& state) const {
   full = setMember(full, "clusters", objectOf(state.clusters)).value_or(full);
   full = setMember(full, "routes", arrayOf(state.routes)).value_or(full);
   full = setMember(full, "flags", state.flags).value_or(full);
+  // Flags under rollout have their responses counted per variant: the rollout judges by them.
+  std::vector<std::string> observed;
+  for (const auto& [name, json] : state.rollouts) {
+    auto st = RolloutStatus::fromJson(getMember(json, "status").value_or("{}"));
+    auto flag = getMember(getMember(json, "spec").value_or("{}"), "flag");
+    if (st && !finished(st->phase) && flag) observed.push_back(*flag);
+  }
+  if (!observed.empty()) {
+    std::string metrics = getMember(full, "metrics").value_or("{}");
+    std::string list = getMember(metrics, "flag_outcomes").value_or("[]");
+    list.pop_back();
+    for (const auto& f : observed) list += (list.size() > 1 ? "," : "") + f;
+    metrics = setMember(metrics, "flag_outcomes", list + "]").value_or(metrics);
+    full = setMember(full, "metrics", metrics).value_or(full);
+  }
   return full;
 }
 
@@ -194,6 +209,7 @@ std::shared_ptr<const proxy::Snapshot> AdminApi::start(bool reseed, std::string&
       return nullptr;
     }
     version_ = stored->first;
+    refreshRolloutGauges();
     Error e;
     auto snap = validate(state_, e);
     if (!snap) error = "stored state is invalid: " + (e.field.empty() ? "" : e.field + ": ") + e.message;
@@ -335,6 +351,9 @@ AdminApi::Error AdminApi::apply(State& s, std::string_view method, std::string_v
     return {};
   }
   if (kind == "flags") {
+    if (auto r = activeFlagRolloutOn(s, name, true))
+      return err(409, "flag \"" + name + "\" is under rollout \"" + *r + "\"; pause or abort it before changing the flag",
+                 "flags." + name);
     std::string flag_map = getMember(s.flags, "flags").value_or("{}");
     auto current = getMember(flag_map, name);
     before = current.value_or("null");
@@ -381,6 +400,7 @@ bool AdminApi::commitInternal(State next, std::shared_ptr<const proxy::Snapshot>
   }
   state_ = std::move(next);
   version_ = v;
+  refreshRolloutGauges();
   publish_(std::move(snap));
   log::info("config changed", {{"version", std::to_string(v)}, {"actor", actor}, {"action", action}});
   return true;

@@ -2,11 +2,17 @@
 // The admin API (/api/v1): clusters, routes and flags read and changed at runtime. Every write
 // is validated against the whole resulting configuration, committed to the Store with its audit
 // entry, and then published to the workers as a new snapshot.
+#include <boost/asio/any_io_executor.hpp>
+
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <prometheus/metric_family.h>
 
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
@@ -51,9 +57,17 @@ class AdminApi {
   void install(HttpServer& server);
   std::uint64_t version() const { return version_; }
 
-  // Where rollouts read their arms' counts (admin::Metrics::armCounts).
-  using ArmCountsSource = std::function<ArmCounts(const std::string& route, const std::string& arm)>;
-  void setArmCounts(ArmCountsSource source) { arm_counts_ = std::move(source); }
+  // Where rollouts read their counts: a route arm's (admin::Metrics::armCounts) and a flag
+  // variant's (admin::Metrics::flagOutcomeCounts).
+  using CountsSource = std::function<ArmCounts(const std::string& route_or_flag, const std::string& arm_or_variant)>;
+  void setCounts(CountsSource arms, CountsSource flag_variants) {
+    arm_counts_ = std::move(arms);
+    variant_counts_ = std::move(flag_variants);
+  }
+  // Where rollout webhooks run (the executor of the thread tickRollouts runs on).
+  void setWebhookExecutor(boost::asio::any_io_executor ex) { webhook_executor_ = std::move(ex); }
+  // fledge_rollout_* families (any thread).
+  std::vector<prometheus::MetricFamily> rolloutMetrics() const;
   // Advances every rollout: analysis of the last interval, then rollback, next step or success.
   // On the admin work thread (where writes run), once a second.
   void tickRollouts();
@@ -90,8 +104,18 @@ class AdminApi {
   State seedFromFile(std::string& error) const;
 
   // Rollouts (admin/rollout_controller.cpp).
+  // One round of webhook calls (every webhook of one type, for one step).
+  struct HookRound {
+    std::string key;  // "pre-step 2", "confirm 1"
+    std::uint64_t id = 0;
+    std::size_t pending = 0;
+    std::vector<std::string> failures;  // "name: answered 503"
+    std::int64_t finished_ms = 0;
+  };
   struct RolloutRuntime {
     RolloutSpec spec;
+    HookRound hooks;
+    std::string waiting;  // what the rollout waits for (a webhook), for the view
     std::unique_ptr<rollout::Analyzer> analyzer;
     ArmCounts last_canary, last_baseline;
     bool primed = false;
@@ -105,11 +129,29 @@ class AdminApi {
   bool commitInternal(State next, std::shared_ptr<const proxy::Snapshot> snap, const std::string& actor,
                       const std::string& action, const std::string& resource, const std::string& before,
                       const std::string& after, Error& error);
-  // Moves rollout `name` to `status`, with the route's weights; the audit actor is `actor`.
+  // Moves rollout `name` to `status` and its target (route weights or flag) with it; the audit
+  // actor is `actor`, `decision` labels fledge_rollout_decisions_total.
   bool transition(const std::string& name, const RolloutSpec& spec, RolloutStatus status, const std::string& actor,
-                  const std::string& why, bool swap_clusters, Error& error);
-  ArmCountsSource arm_counts_;
+                  const std::string& why, const char* decision, Error& error);
+  // Runs the webhooks of `type` for the step in `key`: nullopt while they run, then whether all
+  // answered 200 (failures in rt.hooks). A failed confirm round is tried again a second later.
+  std::optional<bool> runHooks(const std::string& name, RolloutRuntime& rt, RolloutWebhook::Type type, const std::string& key,
+                               const RolloutStatus& st, std::int64_t now);
+  void countDecision(const std::string& rollout, const std::string& decision);
+  void refreshRolloutGauges();
+  CountsSource arm_counts_, variant_counts_;
+  boost::asio::any_io_executor webhook_executor_;
+  std::uint64_t hook_rounds_ = 0;
   std::map<std::string, RolloutRuntime> runtime_;
+  struct RolloutGauge {
+    std::string name;
+    RolloutPhase phase;
+    std::size_t step;
+    unsigned weight;
+  };
+  mutable std::mutex gauges_mu_;  // the gauges and counters below are read by /metrics
+  std::vector<RolloutGauge> gauges_;
+  std::map<std::pair<std::string, std::string>, std::uint64_t> decisions_;
 
   std::unique_ptr<Store> store_;
   std::string config_json_;

@@ -88,6 +88,15 @@ std::optional<std::string> activeRolloutOn(const State& s, std::string_view rout
   return std::nullopt;
 }
 
+std::optional<std::string> activeFlagRolloutOn(const State& s, std::string_view flag, bool progressing_only) {
+  for (const auto& [name, json] : s.rollouts) {
+    auto st = RolloutStatus::fromJson(getMember(json, "status").value_or("{}"));
+    if (!st || finished(st->phase) || (progressing_only && st->phase != RolloutPhase::kProgressing)) continue;
+    if (unquote(getMember(getMember(json, "spec").value_or("{}"), "flag").value_or("\"\"")) == flag) return name;
+  }
+  return std::nullopt;
+}
+
 bool metricsEnabled(std::string_view config) {
   auto m = getMember(config, "metrics");
   return !m || getMember(*m, "enabled").value_or("true") != "false";

@@ -1,6 +1,7 @@
 #pragma once
 // A small HTTP/1.1 server on its own thread and io_context, for the control plane (health,
 // admin API, OFREP, metrics). Handlers run on that thread; bodies are bounded strings.
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -51,6 +52,9 @@ class HttpServer {
   // Runs `task` every `period` (from start() until stop()), on the server's thread or, in order
   // with the handlers that run there, on the work thread.
   void every(std::chrono::milliseconds period, std::function<void()> task, Runs runs = Runs::kInline);
+  // The work thread's executor: asynchronous work whose completions must run in order with the
+  // work-thread handlers (the rollout controller's webhook calls).
+  boost::asio::any_io_executor workExecutor() { return work_ioc_.get_executor(); }
 
   // Helpers for handlers.
   static Response text(const Request& req, boost::beast::http::status status, std::string body);

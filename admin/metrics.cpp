@@ -165,6 +165,26 @@ std::vector<MetricFamily> Metrics::collect() const {
   }
   out.push_back(std::move(evals));
 
+  auto outcomes = family("fledge_flag_outcome_requests_total",
+                         "Responses to requests by the variant they got of a flag in metrics.flag_outcomes, and status class.",
+                         MetricType::Counter);
+  if (const auto* set = cfg.flag_set.get()) {
+    for (const auto& key : cfg.metrics.flag_outcomes) {
+      const flags::Flag* f = set->find(key);
+      for (std::size_t v = 0; f && v <= f->variants.size(); ++v) {
+        const std::string variant = v < f->variants.size() ? f->variants[v].name : std::string();
+        const ArmCounts c = sumArm(workers, [&](const proxy::WorkerMetrics& w) { return w.outcome(f->key, variant); });
+        for (std::size_t cls = 0; cls < 5; ++cls) {
+          if (c.by_class[cls] == 0) continue;
+          auto m = metric({{"flag", f->key}, {"variant", variant}, {"code", std::to_string(cls + 1) + "xx"}});
+          m.counter.value = static_cast<double>(c.by_class[cls]);
+          outcomes.metric.push_back(std::move(m));
+        }
+      }
+    }
+  }
+  out.push_back(std::move(outcomes));
+
   auto weights = family("fledge_split_weight", "Configured split weight in percent, by route and arm.", MetricType::Gauge);
   auto mirrors = family("fledge_mirror_total", "Shadow copies by route and result.", MetricType::Counter);
   for (const auto& route : cfg.routes) {
@@ -213,6 +233,8 @@ std::vector<MetricFamily> Metrics::collect() const {
   build.metric.push_back(metric({{"version", FLEDGE_VERSION}}));
   build.metric.back().gauge.value = 1;
   out.push_back(std::move(build));
+  for (const auto& c : collectors_)
+    for (auto& f : c()) out.push_back(std::move(f));
   return out;
 }
 
@@ -223,10 +245,10 @@ std::string Metrics::render() const {
   return os.str();
 }
 
-ArmCounts Metrics::sumArm(const Workers& workers, std::string_view route, std::string_view arm) {
+ArmCounts Metrics::sumArm(const Workers& workers, const std::function<const proxy::ArmCounters*(const proxy::WorkerMetrics&)>& block) {
   ArmCounts out;
   for (const auto& w : workers) {
-    const proxy::ArmCounters* b = w->arm(route, arm);
+    const proxy::ArmCounters* b = block(*w);
     if (!b) continue;
     for (std::size_t c = 0; c < 5; ++c) out.by_class[c] += proxy::read(b->requests[c]);
     for (std::size_t k = 0; k < rollout::kLatencyBuckets; ++k) out.latency[k] += proxy::read(b->latency[k]);
@@ -235,7 +257,11 @@ ArmCounts Metrics::sumArm(const Workers& workers, std::string_view route, std::s
 }
 
 ArmCounts Metrics::armCounts(const std::string& route, const std::string& arm) const {
-  return sumArm(source_().second, route, arm);
+  return sumArm(source_().second, [&](const proxy::WorkerMetrics& w) { return w.arm(route, arm); });
+}
+
+ArmCounts Metrics::flagOutcomeCounts(const std::string& flag, const std::string& variant) const {
+  return sumArm(source_().second, [&](const proxy::WorkerMetrics& w) { return w.outcome(flag, variant); });
 }
 
 void Metrics::sample(Clock::time_point now) {
@@ -247,7 +273,7 @@ void Metrics::sample(Clock::time_point now) {
     const std::size_t arms = routes[r].split ? routes[r].split->arms.size() : 1;
     for (std::size_t a = 0; a < arms; ++a) {
       const std::string_view arm = routes[r].split ? std::string_view(routes[r].split->arms[a].name) : std::string_view();
-      const ArmCounts c = sumArm(workers, routes[r].name, arm);
+      const ArmCounts c = sumArm(workers, [&](const proxy::WorkerMetrics& w) { return w.arm(routes[r].name, arm); });
       ArmTotals t;  // kept per second for ten minutes: the coarse buckets
       t.requests = c.requests();
       t.errors = c.by_class[4];

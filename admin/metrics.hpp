@@ -61,6 +61,10 @@ class Metrics {
   using Source = std::function<std::pair<std::shared_ptr<const proxy::Snapshot>, Workers>()>;
   explicit Metrics(Source source);
 
+  // Families from elsewhere (the rollout controller's), added to every collection; set before
+  // the admin listener starts.
+  void addCollector(std::function<std::vector<prometheus::MetricFamily>()> c) { collectors_.push_back(std::move(c)); }
+
   // Text exposition of every family.
   std::string render() const;
   std::vector<prometheus::MetricFamily> collect() const;
@@ -80,16 +84,19 @@ class Metrics {
   ArmWindow window(const std::string& route, const std::string& arm, std::chrono::seconds span) const;
   // By index in the current configuration (arm 0 for a plain route).
   ArmWindow window(std::size_t route, std::size_t arm, std::chrono::seconds span) const;
-  static constexpr std::size_t kMaxSamples = 601;
+  static constexpr std::size_t kMaxSamples = 601;  // ten minutes at one per second
   // Now, straight from the workers (for canary analysis; safe from any thread).
-  ArmCounts armCounts(const std::string& route, const std::string& arm) const;  // ten minutes at one per second
+  ArmCounts armCounts(const std::string& route, const std::string& arm) const;
+  // The responses to requests that got `variant` ("" = no value) of `flag`, a flag in
+  // metrics.flag_outcomes (zero otherwise).
+  ArmCounts flagOutcomeCounts(const std::string& flag, const std::string& variant) const;
 
   // GET /metrics on `server`; with tokens, a read token is required.
   void install(HttpServer& server, std::vector<std::string> tokens);
 
  private:
-  // One arm's counters, summed over `workers`.
-  static ArmCounts sumArm(const Workers& workers, std::string_view route, std::string_view arm);
+  // One block's counters (an arm's, a flag variant's), summed over the workers that have it.
+  static ArmCounts sumArm(const Workers& workers, const std::function<const proxy::ArmCounters*(const proxy::WorkerMetrics&)>& block);
   struct ArmTotals {
     std::uint64_t requests = 0, errors = 0;
     std::array<std::uint64_t, proxy::kLatencyBuckets> buckets{};
@@ -100,6 +107,7 @@ class Metrics {
   };
 
   Source source_;
+  std::vector<std::function<std::vector<prometheus::MetricFamily>()>> collectors_;
   mutable std::mutex mu_;  // admin-thread state read by tests and other control-plane threads
   std::shared_ptr<const proxy::Snapshot> sampled_snap_;  // the configuration of the last sample
   std::deque<Sample> samples_;

@@ -2,12 +2,15 @@
 
 #include <simdjson.h>
 
+#include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 
 #include "admin/api.hpp"
 #include "admin/json_edit.hpp"
 #include "admin/metrics.hpp"
+#include "flags/flag_set.hpp"
 #include "proxy/log.hpp"
 #include "rollout/histogram.hpp"
 
@@ -164,6 +167,81 @@ bool parseSteps(element v, RolloutSpec& spec, std::string& error, std::string& f
   return true;
 }
 
+// "http://HOST[:PORT][/PATH]" (HTTPS once Fledge speaks TLS).
+bool parseUrl(std::string_view url, RolloutWebhook& w) {
+  constexpr std::string_view kScheme = "http://";
+  if (url.substr(0, kScheme.size()) != kScheme) return false;
+  url.remove_prefix(kScheme.size());
+  const auto slash = url.find('/');
+  std::string_view authority = url.substr(0, slash);
+  w.target = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
+  for (char c : w.target)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '#') return false;
+  std::string_view host = authority, port = "80";
+  if (!authority.empty() && authority[0] == '[') {
+    const auto close = authority.find(']');
+    if (close == std::string_view::npos) return false;
+    host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return false;
+      port = authority.substr(close + 2);
+    }
+  } else if (const auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  unsigned n = 0;
+  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+  if (host.empty() || ec != std::errc() || end != port.data() + port.size() || n == 0 || n > 65535) return false;
+  for (char c : host)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '_')) return false;
+  w.host = std::string(host);
+  w.port = std::string(port);
+  return true;
+}
+
+bool parseWebhooks(element v, RolloutSpec& spec, std::string& error, std::string& field) {
+  simdjson::dom::array arr;
+  if (v.get_array().get(arr) || arr.size() > RolloutSpec::kMaxWebhooks)
+    return fail(error, field, "must be an array of at most " + std::to_string(RolloutSpec::kMaxWebhooks) + " webhooks", "webhooks");
+  std::size_t i = 0;
+  for (auto item : arr) {
+    const std::string wf = "webhooks[" + std::to_string(i++) + "]";
+    simdjson::dom::object wo;
+    if (item.get_object().get(wo)) return fail(error, field, "must be an object {name, type, url, timeout_ms}", wf);
+    RolloutWebhook w;
+    bool have_type = false, have_url = false;
+    for (auto [k, val] : wo) {
+      const std::string kf = wf + "." + std::string(k);
+      std::string_view s;
+      if (k == "name") {
+        if (val.get_string().get(s) || !flags::isValidName(s)) return fail(error, field, "must be 1-128 of [A-Za-z0-9._-]", kf);
+        w.name = std::string(s);
+      } else if (k == "type") {
+        if (val.get_string().get(s) || (s != "pre-step" && s != "confirm")) return fail(error, field, "must be \"pre-step\" or \"confirm\"", kf);
+        w.type = s == "pre-step" ? RolloutWebhook::Type::kPreStep : RolloutWebhook::Type::kConfirm;
+        have_type = true;
+      } else if (k == "url") {
+        if (val.get_string().get(s) || !parseUrl(s, w)) return fail(error, field, "must be http://HOST[:PORT][/PATH]", kf);
+        have_url = true;
+      } else if (k == "timeout_ms") {
+        std::uint64_t u;
+        if (val.get_uint64().get(u) || u < 1 || u > 60000) return fail(error, field, "must be milliseconds from 1 to 60000", kf);
+        w.timeout = std::chrono::milliseconds(u);
+      } else {
+        return fail(error, field, "unknown field", kf);
+      }
+    }
+    if (w.name.empty()) return fail(error, field, "is required", wf + ".name");
+    if (!have_type) return fail(error, field, "is required", wf + ".type");
+    if (!have_url) return fail(error, field, "is required", wf + ".url");
+    for (const auto& other : spec.webhooks)
+      if (other.name == w.name) return fail(error, field, "another webhook has this name", wf + ".name");
+    spec.webhooks.push_back(std::move(w));
+  }
+  return true;
+}
+
 bool parseSpec(std::string_view json, RolloutSpec& spec, std::string& error, std::string& field) {
   simdjson::dom::parser p;
   element root;
@@ -172,9 +250,12 @@ bool parseSpec(std::string_view json, RolloutSpec& spec, std::string& error, std
   if (root.get_object().get(obj)) return fail(error, field, "must be an object", "body");
   for (auto [k, v] : obj) {
     std::string_view s;
-    if (k == "route" || k == "canary_arm" || k == "baseline_arm") {
+    if (k == "route" || k == "canary_arm" || k == "baseline_arm" || k == "flag" || k == "variant") {
       if (v.get_string().get(s) || s.empty()) return fail(error, field, "must be a non-empty string", std::string(k));
-      (k == "route" ? spec.route : k == "canary_arm" ? spec.canary_arm : spec.baseline_arm) = std::string(s);
+      (k == "route" ? spec.route : k == "canary_arm" ? spec.canary_arm : k == "baseline_arm" ? spec.baseline_arm
+       : k == "flag" ? spec.flag : spec.variant) = std::string(s);
+    } else if (k == "webhooks") {
+      if (!parseWebhooks(v, spec, error, field)) return false;
     } else if (k == "steps") {
       if (!parseSteps(v, spec, error, field)) return false;
     } else if (k == "analysis") {
@@ -183,10 +264,17 @@ bool parseSpec(std::string_view json, RolloutSpec& spec, std::string& error, std
       return fail(error, field, "unknown field", std::string(k));
     }
   }
-  for (auto [name, value] : {std::pair{"route", &spec.route}, {"canary_arm", &spec.canary_arm}, {"baseline_arm", &spec.baseline_arm}})
-    if (value->empty()) return fail(error, field, "is required", name);
+  if (!spec.flag.empty() || !spec.variant.empty()) {  // a flag rollout
+    for (auto [name, value] : {std::pair{"route", &spec.route}, {"canary_arm", &spec.canary_arm}, {"baseline_arm", &spec.baseline_arm}})
+      if (!value->empty()) return fail(error, field, "a rollout names a route or a flag, not both", name);
+    for (auto [name, value] : {std::pair{"flag", &spec.flag}, {"variant", &spec.variant}})
+      if (value->empty()) return fail(error, field, "is required", name);
+  } else {
+    for (auto [name, value] : {std::pair{"route", &spec.route}, {"canary_arm", &spec.canary_arm}, {"baseline_arm", &spec.baseline_arm}})
+      if (value->empty()) return fail(error, field, "is required (or flag and variant, for a flag rollout)", name);
+    if (spec.canary_arm == spec.baseline_arm) return fail(error, field, "must differ from canary_arm", "baseline_arm");
+  }
   if (spec.steps.empty()) return fail(error, field, "is required", "steps");
-  if (spec.canary_arm == spec.baseline_arm) return fail(error, field, "must differ from canary_arm", "baseline_arm");
   return true;
 }
 
@@ -212,7 +300,8 @@ std::string RolloutStatus::toJson() const {
   return "{\"phase\":" + jsonQuote(phaseName(phase)) + ",\"step\":" + std::to_string(step) +
          ",\"canary_weight\":" + std::to_string(canary_weight) + ",\"started_ms\":" + std::to_string(started_ms) +
          ",\"step_started_ms\":" + std::to_string(step_started_ms) + ",\"finished_ms\":" + std::to_string(finished_ms) +
-         ",\"reason\":" + jsonQuote(reason) + ",\"history\":" + h + "}";
+         ",\"reason\":" + jsonQuote(reason) + ",\"entered\":" + (entered ? "true" : "false") +
+         (flag_before.empty() ? "" : ",\"flag_before\":" + flag_before) + ",\"history\":" + h + "}";
 }
 
 std::optional<RolloutStatus> RolloutStatus::fromJson(std::string_view json) {
@@ -237,6 +326,10 @@ std::optional<RolloutStatus> RolloutStatus::fromJson(std::string_view json) {
   s.step_started_ms = b;
   s.finished_ms = c;
   s.reason = std::string(reason);
+  bool entered;
+  if (!root["entered"].get_bool().get(entered)) s.entered = entered;  // absent before webhooks existed
+  simdjson::dom::element before;
+  if (!root["flag_before"].get(before)) s.flag_before = simdjson::minify(before);
   simdjson::dom::array hist;
   if (!root["history"].get_array().get(hist))
     for (auto e : hist) s.history.push_back(simdjson::minify(e));

@@ -1,8 +1,9 @@
 #pragma once
-// Progressive rollouts of a split route: the specification a user PUTs, its validation, and the
-// status the controller keeps (phase, step, history). The controller itself is part of AdminApi
+// Progressive rollouts of a split route's canary arm or of a flag's variant: the specification a
+// user PUTs, its validation, and the status the controller keeps (phase, step, history). The controller itself is part of AdminApi
 // (admin/rollout_controller.cpp): it runs on the admin work thread, once a second, and changes weights
 // through the same store-audit-publish path as any admin write.
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -19,11 +20,33 @@ struct RolloutStep {
   std::uint64_t min_requests = 0;  // and at least this many canary requests
 };
 
+// An HTTP call the controller makes: a pre-step check before each step's weight is applied (not
+// 200 in time: rolled back), or a confirm gate before leaving a step (held until it answers 200).
+struct RolloutWebhook {
+  enum class Type { kPreStep, kConfirm };
+  std::string name;
+  Type type = Type::kPreStep;
+  std::string host, port, target;  // from "url": http://HOST[:PORT][/PATH]
+  std::chrono::milliseconds timeout{5000};
+};
+
 struct RolloutSpec {
+  // Either a route's canary arm against its baseline arm...
   std::string route, canary_arm, baseline_arm;
+  // ...or a flag's variant, raised through fractional targeting, against the flag's default.
+  std::string flag, variant;
   std::vector<RolloutStep> steps;
   rollout::AnalysisConfig analysis;
   std::vector<unsigned> error_classes{5};  // status classes that count as errors (5 = 5xx)
+  std::vector<RolloutWebhook> webhooks;
+  static constexpr std::size_t kMaxWebhooks = 8;
+
+  bool isFlag() const { return !flag.empty(); }
+  bool hasWebhooks(RolloutWebhook::Type t) const {
+    for (const auto& w : webhooks)
+      if (w.type == t) return true;
+    return false;
+  }
 };
 
 // Parses and validates a rollout body. On error, `field` names the offending member.
@@ -41,6 +64,8 @@ struct RolloutStatus {
   unsigned canary_weight = 0;
   std::int64_t started_ms = 0, step_started_ms = 0, finished_ms = 0;  // Unix time
   std::string reason;
+  bool entered = true;      // false: the step's weight waits for its pre-step webhooks
+  std::string flag_before;  // flag rollouts: the flag as it was when the rollout started (JSON)
   std::vector<std::string> history;  // JSON objects, oldest first (the start and the last 199)
   // Appends the status as it is now to the history.
   void record(std::int64_t at_ms, const std::string& actor, const std::string& why);

@@ -664,9 +664,16 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
              } else if (key == "evaluation_context") {
                parseContextSpec(w, v, path, cfg.context);
              } else if (key == "metrics") {
-               w.object(v, path, {"enabled", "tokens_file"}, [&](std::string_view mk, element mv, const std::string& mp) {
+               w.object(v, path, {"enabled", "tokens_file", "flag_outcomes"}, [&](std::string_view mk, element mv, const std::string& mp) {
                  if (mk == "enabled") w.boolean(mv, mp, cfg.metrics.enabled);
-                 else w.string(mv, mp, cfg.metrics.tokens_file);
+                 else if (mk == "tokens_file") w.string(mv, mp, cfg.metrics.tokens_file);
+                 else if (w.array(mv, mp, [&](element item, const std::string& ip, std::size_t) {
+                            std::string k;
+                            if (!w.string(item, ip, k)) return;
+                            if (std::find(cfg.metrics.flag_outcomes.begin(), cfg.metrics.flag_outcomes.end(), k) == cfg.metrics.flag_outcomes.end())
+                              cfg.metrics.flag_outcomes.push_back(std::move(k));
+                          }) && cfg.metrics.flag_outcomes.size() > MetricsConfig::kMaxFlagOutcomes)
+                   w.error(mp, "at most " + std::to_string(MetricsConfig::kMaxFlagOutcomes) + " flags");
                });
              } else if (key == "access_log") {
                w.object(v, path, {"enabled", "path", "queue_size"}, [&](std::string_view ak, element av, const std::string& ap) {
@@ -746,6 +753,10 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
         w.error(rp + ".require_flag.variant", "flag \"" + f->key + "\" has no variant \"" + r.require_flag->variant + "\"");
     }
   }
+
+  for (std::size_t j = 0; j < cfg.metrics.flag_outcomes.size(); ++j)
+    if (!cfg.flag_set || !cfg.flag_set->find(cfg.metrics.flag_outcomes[j]))
+      w.error("metrics.flag_outcomes[" + std::to_string(j) + "]", "unknown flag \"" + cfg.metrics.flag_outcomes[j] + "\"");
 
   result.errors = std::move(w.errors);
   if (result.errors.empty()) result.config = std::move(cfg);

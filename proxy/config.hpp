@@ -178,6 +178,10 @@ struct AdminConfig {
 struct MetricsConfig {
   bool enabled = true;
   std::string tokens_file;  // read tokens for GET /metrics; also FLEDGE_METRICS_TOKENS
+  // Flags whose variants get response counters (requests by status class, latency), counted
+  // per variant over every request that evaluated the flag; flag rollouts judge by them.
+  std::vector<std::string> flag_outcomes;
+  static constexpr std::size_t kMaxFlagOutcomes = 8;
 };
 
 struct AccessLogConfig {

@@ -5,11 +5,14 @@
 // socket, and a new connection takes warm memory instead of allocating and zeroing its own.
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <array>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "proxy/config.hpp"
 #include "proxy/http_head.hpp"
 
 namespace fledge::proxy {
@@ -32,6 +35,14 @@ struct Exchange {
   std::optional<HeadParser<false>> res;
   std::string flags_header;  // lines Fledge adds upstream: x-fledge-flags, x-fledge-arm
   std::string flags_value;   // the x-fledge-flags value (also logged)
+  // The variants this request got of the flags whose outcomes are counted (metrics.flag_outcomes):
+  // the response is counted for each of them.
+  struct Outcome {
+    std::uint8_t slot;
+    std::int16_t variant;  // -1: no value
+  };
+  std::array<Outcome, MetricsConfig::kMaxFlagOutcomes> outcomes{};
+  std::uint8_t outcome_count = 0;
   std::string down_extra;    // lines Fledge adds to the response: x-fledge-arm, Set-Cookie
   std::string mirror_body;
   std::string out_head;      // the head to send with the next body piece

@@ -147,7 +147,10 @@ int run(const std::string& path, bool reseed) {
   if (api) api->install(admin);
   admin.every(std::chrono::seconds(1), [&metrics] { metrics.sample(admin::Metrics::Clock::now()); });
   if (api) {
-    api->setArmCounts([&metrics](const std::string& route, const std::string& arm) { return metrics.armCounts(route, arm); });
+    api->setCounts([&metrics](const std::string& route, const std::string& arm) { return metrics.armCounts(route, arm); },
+                   [&metrics](const std::string& flag, const std::string& variant) { return metrics.flagOutcomeCounts(flag, variant); });
+    api->setWebhookExecutor(admin.workExecutor());
+    metrics.addCollector([&api] { return api->rolloutMetrics(); });
     admin.every(std::chrono::seconds(1), [&api] { api->tickRollouts(); }, admin::HttpServer::Runs::kWorkThread);
   }
   admin.handle(http::verb::get, "/healthz",

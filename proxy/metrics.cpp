@@ -52,13 +52,20 @@ WorkerMetrics::WorkerMetrics(const Snapshot& snap, MetricsRegistry& registry, bo
         variant_names_.emplace(std::move(key), row.back().get());
       }
     }
+    for (const auto& key : cfg.metrics.flag_outcomes) {
+      const flags::Flag* f = set->find(key);
+      auto& row = outcomes_.emplace_back();
+      for (std::size_t v = 0; f && v <= f->variants.size(); ++v) {
+        std::string k = variantKey(f->key, v < f->variants.size() ? std::string_view(f->variants[v].name) : std::string_view());
+        row.push_back(registry.outcomes.take(k));
+        outcome_names_.emplace(std::move(k), row.back().get());
+      }
+    }
   }
   registry.commit();
 }
 
-void WorkerMetrics::request(std::size_t route, std::size_t arm, unsigned status, std::chrono::microseconds duration) {
-  if (!enabled_) return;
-  ArmCounters& a = *arms_[route][arm];
+void WorkerMetrics::count(ArmCounters& a, unsigned status, std::chrono::microseconds duration) {
   const std::size_t cls = std::clamp<unsigned>(status / 100, 1, 5) - 1;
   bump(a.requests[cls]);
   const auto us = static_cast<std::uint64_t>(std::max<std::int64_t>(duration.count(), 0));
@@ -79,6 +86,9 @@ const ArmCounters* WorkerMetrics::arm(std::string_view route, std::string_view a
 }
 const ClusterCounters* WorkerMetrics::cluster(std::string_view name) const { return find(cluster_names_, std::string(name)); }
 const RouteCounters* WorkerMetrics::route(std::string_view name) const { return find(route_names_, std::string(name)); }
+const ArmCounters* WorkerMetrics::outcome(std::string_view flag, std::string_view variant) const {
+  return find(outcome_names_, variantKey(flag, variant));
+}
 const VariantCounters* WorkerMetrics::variant(std::string_view flag, std::string_view variant) const {
   return find(variant_names_, variantKey(flag, variant));
 }

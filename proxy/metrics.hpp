@@ -146,12 +146,14 @@ class MetricsRegistry {
   BlockMap<ClusterCounters> clusters;
   BlockMap<RouteCounters> routes;
   BlockMap<VariantCounters> variants;
+  BlockMap<ArmCounters> outcomes;  // by variantKey
   const std::shared_ptr<WorkerCounters>& worker() const { return worker_; }
   void commit() {
     arms.commit();
     clusters.commit();
     routes.commit();
     variants.commit();
+    outcomes.commit();
   }
 
  private:
@@ -168,7 +170,15 @@ class WorkerMetrics {
   // --- writers: the worker thread, by the indexes of the snapshot this view was built for ---
   // A finished request: status class from its code, duration into the histogram. `route` may be
   // the route count ("no route").
-  void request(std::size_t route, std::size_t arm, unsigned status, std::chrono::microseconds duration);
+  void request(std::size_t route, std::size_t arm, unsigned status, std::chrono::microseconds duration) {
+    if (enabled_) count(*arms_[route][arm], status, duration);
+  }
+  // The response of a request that got `variant` (-1: no value) of the flag in outcome `slot`.
+  void flagOutcome(std::size_t slot, int variant, unsigned status, std::chrono::microseconds duration) {
+    if (!enabled_) return;
+    const auto& row = outcomes_[slot];
+    count(*row[variant < 0 ? row.size() - 1 : static_cast<std::size_t>(variant)], status, duration);
+  }
   void upstreamError(std::size_t cluster, UpstreamError kind) {
     if (enabled_) bump(clusters_[cluster]->errors[static_cast<std::size_t>(kind)]);
   }
@@ -195,19 +205,24 @@ class WorkerMetrics {
   const ClusterCounters* cluster(std::string_view name) const;
   const RouteCounters* route(std::string_view name) const;
   const VariantCounters* variant(std::string_view flag, std::string_view variant) const;  // "" = no value
+  // Responses by flag variant (metrics.flag_outcomes); "" = no value.
+  const ArmCounters* outcome(std::string_view flag, std::string_view variant) const;
 
  private:
+  static void count(ArmCounters& a, unsigned status, std::chrono::microseconds duration);
   template <typename T>
   using ByName = std::unordered_map<std::string, const T*>;
   std::vector<std::vector<std::shared_ptr<ArmCounters>>> arms_;  // [route][arm]; [routes][0] = no route
   std::vector<std::shared_ptr<ClusterCounters>> clusters_;
   std::vector<std::shared_ptr<RouteCounters>> routes_;            // [route]; [routes] = no route
   std::vector<std::vector<std::shared_ptr<VariantCounters>>> variants_;  // [flag][variant, then "no value"]
+  std::vector<std::vector<std::shared_ptr<ArmCounters>>> outcomes_;      // [outcome slot][variant, then "no value"]
   std::shared_ptr<WorkerCounters> worker_;
   ByName<ArmCounters> arm_names_;
   ByName<ClusterCounters> cluster_names_;
   ByName<RouteCounters> route_names_;
   ByName<VariantCounters> variant_names_;
+  ByName<ArmCounters> outcome_names_;
   bool enabled_;
 };
 

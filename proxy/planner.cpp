@@ -189,10 +189,11 @@ struct Planner {
       scratch.arena.reset();
       flags::Value ctx = buildContext(*rf.context, view, scratch.arena);
       auto count = [&](const flags::Flag& f, const flags::Evaluation& ev) {
-        if (metrics)
-          metrics->flagEvaluation(static_cast<std::size_t>(&f - set.flags().data()),
-                                  ev.variant ? static_cast<int>(ev.variant - f.variants.data()) : -1,
-                                  static_cast<std::size_t>(ev.reason));
+        const auto index = static_cast<std::size_t>(&f - set.flags().data());
+        const int variant = ev.variant ? static_cast<int>(ev.variant - f.variants.data()) : -1;
+        if (metrics) metrics->flagEvaluation(index, variant, static_cast<std::size_t>(ev.reason));
+        if (const std::int16_t slot = snap.outcome_slot[index]; slot >= 0 && x.outcome_count < x.outcomes.size())
+          x.outcomes[x.outcome_count++] = {static_cast<std::uint8_t>(slot), static_cast<std::int16_t>(variant)};
       };
       if (rf.require) {
         flags::Evaluation ev = set.evaluate(*rf.require, ctx, scratch.eval, now_seconds);

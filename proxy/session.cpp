@@ -620,6 +620,7 @@ void Session::beginExchange(bool header_complete) {
   upstream_used_ = false;
   x_->flags_header.clear();
   x_->flags_value.clear();
+  x_->outcome_count = 0;
 }
 
 void Session::record(unsigned status) {
@@ -627,6 +628,7 @@ void Session::record(unsigned status) {
   recorded_ = true;
   const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
   gen_->metrics->request(route_idx_, arm_idx_, status, duration);
+  for (std::uint8_t i = 0; i < x_->outcome_count; ++i) gen_->metrics->flagOutcome(x_->outcomes[i].slot, x_->outcomes[i].variant, status, duration);
   if (AccessLog* al = w_.accessLog()) {
     if (!al->push(w_.index(), accessLine(status, duration))) bump(w_.counters().access_log_dropped);
   }

@@ -64,6 +64,12 @@ std::shared_ptr<const Snapshot> Snapshot::create(Config config, std::string& err
       }
     }
   }
+  if (set) {
+    snap->outcome_slot.assign(set->flags().size(), -1);
+    const auto& keys = snap->config.metrics.flag_outcomes;
+    for (std::size_t s = 0; s < keys.size(); ++s)
+      if (const auto* f = set->find(keys[s])) snap->outcome_slot[static_cast<std::size_t>(f - set->flags().data())] = std::int16_t(s);
+  }
   for (const auto& r : snap->config.routes) {
     RouteFlags rf;
     rf.context = r.context ? &*r.context : &snap->config.context;

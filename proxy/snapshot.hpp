@@ -53,6 +53,8 @@ struct Snapshot {
   // x-fledge-flags items, [flag index in the set][variant index]: "key=variant" with the variant
   // percent-encoded (keys are names, [A-Za-z0-9._-]), so a request only concatenates them.
   std::vector<std::vector<std::string>> flag_items;
+  // metrics.flag_outcomes: for each flag in the set, its slot there, or -1 (not counted).
+  std::vector<std::int16_t> outcome_slot;
 
   explicit Snapshot(Config c) : config(std::move(c)), routes(config.routes) {}
 
