@@ -1,5 +1,7 @@
 #include "admin/json_edit.hpp"
 
+#include <boost/json/parse.hpp>
+
 #include <simdjson.h>
 
 #include "flags/value.hpp"
@@ -77,6 +79,18 @@ std::string checkJson(std::string_view text, std::string_view kind) {
   if (kind == "object" && !e.is_object()) return "must be a JSON object";
   if (kind == "array" && !e.is_array()) return "must be a JSON array";
   return {};
+}
+
+std::optional<boost::json::object> parseObject(std::string_view text) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(text, ec);
+  if (ec || !v.is_object()) return std::nullopt;
+  return std::move(v.as_object());
+}
+
+std::string stringMember(const boost::json::object& o, std::string_view key) {
+  auto it = o.find(key);
+  return it != o.end() && it->value().is_string() ? std::string(it->value().as_string()) : std::string();
 }
 
 }  // namespace fledge::admin

@@ -1,5 +1,8 @@
 #pragma once
-// Small edits of JSON documents held as text (the admin API's resources), through simdjson.
+// Small edits of JSON documents held as text (the admin API's resources), through simdjson, and
+// the two helpers that documents built with Boost.JSON share.
+#include <boost/json/object.hpp>
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -19,5 +22,10 @@ std::optional<std::vector<std::pair<std::string, std::string>>> members(std::str
 std::optional<std::vector<std::string>> elements(std::string_view array);
 // Parses `text`; empty `error` when it is JSON of the wanted kind ("object", "array" or "any").
 std::string checkJson(std::string_view text, std::string_view kind);
+
+// `text` parsed as a JSON object; nullopt if it is not one.
+std::optional<boost::json::object> parseObject(std::string_view text);
+// The string member `key` of `o`; empty if absent or not a string.
+std::string stringMember(const boost::json::object& o, std::string_view key);
 
 }  // namespace fledge::admin

@@ -81,18 +81,6 @@ rollout::ArmInterval interval(const ArmCounts& d, const std::vector<unsigned>& e
 }
 
 
-std::optional<json::object> parseObject(std::string_view text) {
-  boost::system::error_code ec;
-  json::value v = json::parse(text, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  return std::move(v.as_object());
-}
-
-std::string stringMember(const json::object& o, std::string_view key) {
-  auto it = o.find(key);
-  return it != o.end() && it->value().is_string() ? std::string(it->value().as_string()) : std::string();
-}
-
 // The flag's JSON in `s`, if it has it.
 std::optional<std::string> flagOf(const State& s, const std::string& key) {
   return getMember(getMember(s.flags, "flags").value_or("{}"), key);
@@ -106,20 +94,6 @@ bool setFlag(State& s, const std::string& key, const std::string& flag_json, std
   if (!flags) return (error = "flags document is unreadable", false);
   s.flags = std::move(*flags);
   return true;
-}
-
-// The flag as it is during a flag rollout at `weight` percent: requests that the flag's own
-// targeting sends to a variant keep it; the others, which got the default variant, are split
-// by flagd's fractional bucketing (flag key + targetingKey) with the rollout's variant first, so
-// raising the weight only ever moves users from the default to the variant.
-std::string rolloutFlag(const json::object& before, const std::string& variant, const std::string& baseline, unsigned weight) {
-  json::object flag = before;
-  json::value fractional = {{"fractional", json::array{json::array{json::value(variant), weight}, json::array{json::value(baseline), 100 - weight}}}};
-  auto t = before.find("targeting");
-  const bool has_targeting = t != before.end() && t->value().is_object() && !t->value().as_object().empty();
-  if (has_targeting) flag["targeting"] = {{"if", json::array{t->value(), t->value(), fractional}}};
-  else flag["targeting"] = fractional;
-  return json::serialize(flag);
 }
 
 enum class Decision { kStart, kStep, kRollback, kSuccess, kPause, kResume, kPromote, kAbort };
@@ -139,21 +113,16 @@ const char* decisionName(Decision d) {
 
 // Applies what `st` says to the rollout's target in `s`: the step's weight while it runs; once it
 // succeeded the route's baseline arm serves the canary's cluster (the flag's default variant is
-// the rollout's variant); once rolled back or aborted the canary gets nothing (the flag is as it
+// the rollout's variant, promotedFlag); once rolled back or aborted the canary gets nothing (the flag is as it
 // was when the rollout started).
 bool applyTarget(State& s, const RolloutSpec& spec, const RolloutStatus& st, std::string& error) {
   const bool succeeded = st.phase == RolloutPhase::kSucceeded;
   const bool reverted = st.phase == RolloutPhase::kRolledBack || st.phase == RolloutPhase::kAborted;
   if (!spec.isFlag()) return setArmWeights(s, spec, succeeded || reverted ? 0 : st.canary_weight, succeeded, error);
-  auto before = parseObject(st.flag_before);
-  if (!before) return (error = "the flag's original state is unreadable", false);
   if (reverted) return setFlag(s, spec.flag, st.flag_before, error);
-  if (succeeded) {
-    json::object promoted = *before;
-    promoted["defaultVariant"] = spec.variant;
-    return setFlag(s, spec.flag, json::serialize(promoted), error);
-  }
-  return setFlag(s, spec.flag, rolloutFlag(*before, spec.variant, stringMember(*before, "defaultVariant"), st.canary_weight), error);
+  auto flag = succeeded ? promotedFlag(st.flag_before, spec.variant) : flagAtWeight(st.flag_before, spec.variant, st.canary_weight);
+  if (!flag) return (error = "the flag's original state is unreadable", false);
+  return setFlag(s, spec.flag, *flag, error);
 }
 
 // What a flag rollout compares its variant with: the flag's default variant when it started.
@@ -525,8 +494,9 @@ void AdminApi::tickRollouts() {
     }
     auto confirmed = runHooks(name, rt, RolloutWebhook::Type::kConfirm, "confirm " + step_no, st, now);
     if (!confirmed || !*confirmed) {
-      rt.waiting = confirmed ? "confirm webhooks of step " + step_no + ": " + joined(rt.hooks.failures)
-                             : "confirm webhooks of step " + step_no;
+      const std::string what = "confirm webhooks of step " + step_no;
+      if (confirmed) rt.waiting = what + ": " + joined(rt.hooks.failures);
+      else if (rt.waiting.rfind(what, 0) != 0) rt.waiting = what;  // while asking again, the last answer stays shown
       continue;
     }
     rt.waiting.clear();

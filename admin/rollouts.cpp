@@ -1,5 +1,6 @@
 #include "admin/rollouts.hpp"
 
+#include <boost/json.hpp>
 #include <simdjson.h>
 
 #include <cctype>
@@ -278,7 +279,58 @@ bool parseSpec(std::string_view json, RolloutSpec& spec, std::string& error, std
   return true;
 }
 
+
+namespace json = boost::json;
+
+// The flag's own targeting, if any, and the rule that keeps its decision: the request got a
+// variant other than the default from it (a targeted user, e.g. staff on "on").
+std::optional<json::value> ownRules(const json::object& before) {
+  auto t = before.find("targeting");
+  if (t == before.end() || !t->value().is_object() || t->value().as_object().empty()) return std::nullopt;
+  json::array others;
+  const std::string def = stringMember(before, "defaultVariant");
+  if (auto v = before.find("variants"); v != before.end() && v->value().is_object())
+    for (const auto& kv : v->value().as_object())
+      if (kv.key() != def) others.emplace_back(kv.key());
+  return json::value{{"in", json::array{t->value(), others}}};
+}
+
+// The flag as it is during a flag rollout at `weight` percent: requests that the flag's own
+// targeting sends to a variant other than the default keep it; the others are split by flagd's
+// fractional bucketing (flag key + targetingKey) with the rollout's variant first, so raising the
+// weight only ever moves users from the default to the variant. Requests without a targeting
+// key are not bucketed: they keep the default.
+std::string atWeight(const json::object& before, const std::string& variant, unsigned weight) {
+  json::object flag = before;
+  const std::string def = stringMember(before, "defaultVariant");
+  json::value fractional = {{"fractional", json::array{json::array{json::value(variant), weight}, json::array{json::value(def), 100 - weight}}}};
+  if (auto keep = ownRules(before)) flag["targeting"] = {{"if", json::array{*keep, before.at("targeting"), fractional}}};
+  else flag["targeting"] = fractional;
+  return json::serialize(flag);
+}
+
+// The flag once its rollout succeeded: the variant is the default, and the flag's own rules still
+// send their targeted users where they did.
+std::string promoted(const json::object& before, const std::string& variant) {
+  json::object flag = before;
+  flag["defaultVariant"] = variant;
+  if (auto keep = ownRules(before)) flag["targeting"] = {{"if", json::array{*keep, before.at("targeting"), json::value(variant)}}};
+  return json::serialize(flag);
+}
+
 }  // namespace
+
+std::optional<std::string> flagAtWeight(std::string_view before, const std::string& variant, unsigned weight) {
+  auto obj = parseObject(before);
+  if (!obj) return std::nullopt;
+  return atWeight(*obj, variant, weight);
+}
+
+std::optional<std::string> promotedFlag(std::string_view before, const std::string& variant) {
+  auto obj = parseObject(before);
+  if (!obj) return std::nullopt;
+  return promoted(*obj, variant);
+}
 
 std::optional<RolloutSpec> parseRolloutSpec(std::string_view json, std::string& error, std::string& field) {
   RolloutSpec spec;

@@ -52,6 +52,15 @@ struct RolloutSpec {
 // Parses and validates a rollout body. On error, `field` names the offending member.
 std::optional<RolloutSpec> parseRolloutSpec(std::string_view json, std::string& error, std::string& field);
 
+// A flag rollout's flag (flagd JSON) at `weight` percent, from the flag as it was before: the
+// flag's own rules keep the users they send to a variant other than the default; the others are
+// bucketed by fractional (flag key + targetingKey), the variant first, so raising the weight never
+// takes the variant from anyone who had it. nullopt if `before` is not a JSON object.
+std::optional<std::string> flagAtWeight(std::string_view before, const std::string& variant, unsigned weight);
+// The flag after its rollout succeeded: `variant` is the default; the flag's own rules still
+// send their targeted users where they did.
+std::optional<std::string> promotedFlag(std::string_view before, const std::string& variant);
+
 enum class RolloutPhase { kProgressing, kPaused, kSucceeded, kRolledBack, kAborted };
 const char* phaseName(RolloutPhase p);
 std::optional<RolloutPhase> phaseFromName(std::string_view s);

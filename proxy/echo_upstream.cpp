@@ -119,9 +119,12 @@ void serve(tcp::socket sock, std::string name, std::uint64_t conn_id, EchoOption
       body_len += 64 * 1024 - req.body().size;
     }
     std::string target(req.target());
-    if (auto d = queryNumber(target, "delay_ms", 0) + options.delay_ms) std::this_thread::sleep_for(std::chrono::milliseconds(d));
+    bool misbehave = options.fail_match.empty();
+    for (const auto& field : req)
+      if (!misbehave && field.value().find(options.fail_match) != std::string_view::npos) misbehave = true;
+    if (auto d = queryNumber(target, "delay_ms", 0) + (misbehave ? options.delay_ms : 0)) std::this_thread::sleep_for(std::chrono::milliseconds(d));
     unsigned status = static_cast<unsigned>(queryNumber(target, "status", 200));
-    if (options.fail_rate > 0 && uniform(rng) < options.fail_rate) status = options.fail_status;
+    if (misbehave && options.fail_rate > 0 && uniform(rng) < options.fail_rate) status = options.fail_status;
     bool chunked = !queryParam(target, "chunked").empty();
     bool no_length = !queryParam(target, "no_length").empty();
     bool close = !queryParam(target, "close").empty() || no_length || !p.keep_alive();

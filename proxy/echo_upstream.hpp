@@ -9,7 +9,9 @@
 //   close=1       close the connection after the response (with Connection: close)
 //   hangup=1      close the connection after the response without announcing it
 // Options make the whole upstream misbehave (a broken canary for rollout demos and tests):
-// --fail-rate R answers a share R of requests with --fail-status (503), --delay-ms N adds N ms.
+// --fail-rate R answers a share R of requests with --fail-status (503), --delay-ms N adds N ms;
+// with --fail-match TEXT both apply only to requests with a header value containing TEXT (a
+// broken flag variant: --fail-match new-checkout=on).
 #include <string>
 
 namespace fledge::proxy {
@@ -20,6 +22,7 @@ struct EchoOptions {
   double fail_rate = 0;       // share of requests answered with fail_status
   unsigned fail_status = 503;
   unsigned delay_ms = 0;      // added to every response
+  std::string fail_match;     // non-empty: the two above only for requests with a header value containing it
 };
 
 // Runs until the process is killed; returns a process exit code on startup failure.

@@ -19,6 +19,7 @@
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "admin/ofrep.hpp"
+#include "ctl/ctl.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/config.hpp"
 #include "proxy/echo_upstream.hpp"
@@ -36,7 +37,10 @@ constexpr const char* kUsage =
     "  fledge --config FILE [--reseed] run the proxy; --reseed replaces the admin store's state with FILE's\n"
     "  fledge --check-config FILE      validate FILE; exit 0, or print every problem and exit 2\n"
     "  fledge echo-upstream [--listen HOST:PORT] [--name NAME] [--fail-rate R] [--fail-status N] [--delay-ms N]\n"
-    "                                  run a test upstream that answers with what it received\n";
+    "                       [--fail-match TEXT]  (failures and delay only for requests with a header value containing TEXT)\n"
+    "                                  run a test upstream that answers with what it received\n"
+    "  fledge ctl status|split|flag|rollout ...\n"
+    "                                  the admin API from the command line (fledge ctl --help)\n";
 
 std::string addressString(const boost::asio::ip::tcp::endpoint& ep) {
   auto a = ep.address();
@@ -243,11 +247,14 @@ int main(int argc, char** argv) {
     std::cout << kUsage;
     return 0;
   }
+  if (args[0] == "ctl") return fledge::ctl::run({args.begin() + 1, args.end()}, std::cout, std::cerr);
   if (args[0] == "echo-upstream") {
     proxy::EchoOptions opts;
     for (std::size_t i = 1; i < args.size(); ++i) {
       if (args[i] == "--listen" && i + 1 < args.size()) opts.listen = args[++i];
       else if (args[i] == "--name" && i + 1 < args.size()) opts.name = args[++i];
+      else if (args[i] == "--fail-match" && i + 1 < args.size())
+        opts.fail_match = std::string(args[++i]);
       else if ((args[i] == "--fail-rate" || args[i] == "--fail-status" || args[i] == "--delay-ms") && i + 1 < args.size()) {
         const std::string_view name = args[i], text = args[++i];
         const bool rate = name == "--fail-rate";

@@ -111,6 +111,21 @@ TEST(Config, ReportsEveryProblemWithItsPath) {
   EXPECT_TRUE(hasError(r, "extra", "unknown field")) << all;
 }
 
+TEST(Config, FlagOutcomesNameKnownFlags) {
+  const std::string flags = R"("flags":{"flags":{"f":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off"}}})";
+  auto base = [&](const std::string& metrics) {
+    return parseConfig(R"({"listeners":[{"address":"127.0.0.1:0"}],"clusters":{"c":{"endpoints":["127.0.0.1:1"]}},
+                          "routes":[{"name":"r","cluster":"c"}],)" + flags + R"(,"metrics":)" + metrics + "}");
+  };
+  auto ok = base(R"({"flag_outcomes":["f","f"]})");
+  ASSERT_TRUE(ok.ok()) << allErrors(ok);
+  EXPECT_EQ(ok.config->metrics.flag_outcomes, std::vector<std::string>{"f"});
+  auto unknown = base(R"({"flag_outcomes":["f","g"]})");
+  EXPECT_TRUE(hasError(unknown, "metrics.flag_outcomes[1]", "unknown flag \"g\"")) << allErrors(unknown);
+  auto wrong = base(R"({"flag_outcomes":"f"})");
+  EXPECT_TRUE(hasError(wrong, "metrics.flag_outcomes", "must be an array")) << allErrors(wrong);
+}
+
 TEST(Config, RejectsInvalidJsonAndWrongTypes) {
   EXPECT_TRUE(hasError(parseConfig("{"), "", "invalid JSON"));
   EXPECT_TRUE(hasError(parseConfig("[]"), "", "must be an object"));

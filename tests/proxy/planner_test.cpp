@@ -130,6 +130,29 @@ TEST(Planner, FlagsGoUpstreamPercentEncodedAndCounted) {
   EXPECT_EQ(read(metrics.variant("color", "x, beta-gate=on")->evals[0]), 1u);  // STATIC
 }
 
+// metrics.flag_outcomes: the request remembers the variants it got of the observed flags, and
+// the response is counted under each (flag rollouts judge a variant by these counts).
+TEST(Planner, ObservedFlagsRecordTheVariantForTheResponseCount) {
+  auto snap = snapshot(R"(,"metrics":{"flag_outcomes":["color"]})");
+  MetricsRegistry reg;
+  WorkerMetrics metrics(*snap, reg);
+  auto p = run(*snap, get("/", "a.test", "x-user-id: u1\r\n"), 1, &metrics);
+  ASSERT_EQ(p->plan.status, 0u);
+  ASSERT_EQ(p->x.outcome_count, 1u);  // color only: beta-gate is evaluated but not observed
+  EXPECT_EQ(p->x.outcomes[0].slot, 0u);
+  EXPECT_EQ(p->x.outcomes[0].variant, 0);  // "x, beta-gate=on", the default
+  metrics.flagOutcome(p->x.outcomes[0].slot, p->x.outcomes[0].variant, 503, std::chrono::microseconds(1500));
+  const ArmCounters* c = metrics.outcome("color", "x, beta-gate=on");
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(read(c->requests[4]), 1u);
+  EXPECT_EQ(read(metrics.outcome("color", "plain")->requests[4]), 0u);
+  EXPECT_EQ(metrics.outcome("beta-gate", "on"), nullptr);
+  // Without the option nothing is recorded.
+  auto plain = snapshot();
+  auto q = run(*plain, get("/", "a.test", "x-user-id: u1\r\n"));
+  EXPECT_EQ(q->x.outcome_count, 0u);
+}
+
 TEST(Planner, StickyKeyDecidesTheArmWhateverTheRandomSource) {
   auto snap = snapshot();
   std::map<std::string, std::size_t> first;
