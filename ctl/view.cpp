@@ -128,7 +128,11 @@ std::string secondsText(std::chrono::milliseconds d) {
 }
 
 std::string rolloutTargetText(const json::value& view) {
-  if (auto flag = findString(view, "/spec/flag")) return "flag " + *flag + ", variant " + str(view, "/spec/variant", "?");
+  if (auto flag = findString(view, "/spec/flag")) {
+    // The baseline of a flag rollout is the default variant the flag had when it started.
+    const auto baseline = findString(view, "/status/flag_before/defaultVariant");
+    return "flag " + *flag + ", variant " + str(view, "/spec/variant", "?") + (baseline ? " against " + *baseline : "");
+  }
   return "route " + str(view, "/spec/route", "?") + ", arm " + str(view, "/spec/canary_arm", "?") + " against " +
          str(view, "/spec/baseline_arm", "?");
 }

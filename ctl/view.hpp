@@ -18,7 +18,7 @@ std::string statusText(const json::value& config, const json::value& rollouts);
 std::string routeTargetText(const json::value& route);
 // `fledge ctl flag KEY`: GET /api/v1/flags/KEY.
 std::string flagText(std::string_view key, const json::value& flag);
-// What a rollout moves: "route shop, arm canary against stable" or "flag checkout, variant v2".
+// What a rollout moves: "route shop, arm canary against stable", "flag checkout, variant v2 against v1".
 std::string rolloutTargetText(const json::value& view);
 // `fledge ctl rollout list`: GET /api/v1/rollouts.
 std::string rolloutListText(const json::value& rollouts);

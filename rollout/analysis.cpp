@@ -38,16 +38,27 @@ Analyzer::Analyzer(AnalysisConfig cfg, std::vector<double> bounds_ms) : cfg_(std
   std::size_t n = (cfg_.errors_compare ? 1 : 0) + (cfg_.errors_max_rate > 0 ? 1 : 0) + cfg_.latency_quantiles.size() +
                   (cfg_.p50_max_ms > 0 ? 1 : 0) + (cfg_.p99_max_ms > 0 ? 1 : 0);
   const double alpha = cfg_.false_rollback / double(std::max<std::size_t>(n, 1));
-  if (cfg_.errors_compare) checks_.push_back({Kind::kErrors, "errors", 0, TwoSampleTest(alpha, cfg_.errors_max_ratio)});
+  if (cfg_.errors_compare) checks_.push_back({Kind::kErrors, "errors", 0, TwoSampleTest(alpha, cfg_.errors_max_ratio), std::nullopt});
   if (cfg_.errors_max_rate > 0)
-    checks_.push_back({Kind::kErrorRateMax, "error_rate_max", 0, CeilingTest(alpha, cfg_.errors_max_rate)});
+    checks_.push_back({Kind::kErrorRateMax, "error_rate_max", 0, CeilingTest(alpha, cfg_.errors_max_rate), std::nullopt});
   for (double q : cfg_.latency_quantiles) {
-    checks_.push_back({Kind::kLatencyRelative, "latency_p" + fmt("%g", q * 100), q, TwoSampleTest(alpha, cfg_.latency_max_ratio)});
+    const double odds = cfg_.latency_max_ratio * (1 - q) / q;  // of a canary request being above the bound
+    checks_.push_back({Kind::kLatencyRelative, "latency_p" + fmt("%g", q * 100), q, TwoSampleTest(alpha, cfg_.latency_max_ratio),
+                       CeilingTest(alpha, odds / (1 + odds))});
   }
-  if (cfg_.p50_max_ms > 0) checks_.push_back({Kind::kLatencyMax, "latency_p50_max", cfg_.p50_max_ms, CeilingTest(alpha, 0.5)});
-  if (cfg_.p99_max_ms > 0) checks_.push_back({Kind::kLatencyMax, "latency_p99_max", cfg_.p99_max_ms, CeilingTest(alpha, 0.01)});
+  if (cfg_.p50_max_ms > 0) checks_.push_back({Kind::kLatencyMax, "latency_p50_max", cfg_.p50_max_ms, CeilingTest(alpha, 0.5), std::nullopt});
+  if (cfg_.p99_max_ms > 0) checks_.push_back({Kind::kLatencyMax, "latency_p99_max", cfg_.p99_max_ms, CeilingTest(alpha, 0.01), std::nullopt});
   recent_base_.assign(std::max<std::uint32_t>(cfg_.baseline_window, 1), std::vector<std::uint64_t>(bounds_ms_.size() + 1));
   recent_sum_.assign(bounds_ms_.size() + 1, 0);
+}
+
+bool Analyzer::Check::rejected() const {
+  return std::visit([](const auto& t) { return t.rejected(); }, test) && (!share || share->rejected());
+}
+
+double Analyzer::Check::logEvidence() const {
+  const double e = std::visit([](const auto& t) { return t.logEvidence(); }, test);
+  return share ? std::min(e, share->logEvidence()) : e;  // against both nulls: the smaller e-value
 }
 
 // The bucket whose upper bound is the baseline's q-quantile over the recent intervals: the
@@ -74,7 +85,7 @@ std::optional<std::size_t> Analyzer::observe(const ArmInterval& canary, const Ar
   const auto& bh = hist(baseline);
   for (std::size_t i = 0; i < checks_.size(); ++i) {
     auto& c = checks_[i];
-    const bool was = std::visit([](auto& t) { return t.rejected(); }, c.test);
+    const bool was = c.rejected();
     switch (c.kind) {
       case Kind::kErrors:
         std::get<TwoSampleTest>(c.test).observe(canary.requests, canary.errors, baseline.requests, baseline.errors);
@@ -95,6 +106,7 @@ std::optional<std::size_t> Analyzer::observe(const ArmInterval& canary, const Ar
         for (auto v : ch) cn += v;
         for (auto v : bh) bn += v;
         std::get<TwoSampleTest>(c.test).observe(cn, above(ch, b), bn, above(bh, b));
+        c.share->observe(cn, above(ch, b));
         break;
       }
       case Kind::kLatencyMax: {
@@ -110,7 +122,7 @@ std::optional<std::size_t> Analyzer::observe(const ArmInterval& canary, const Ar
         break;
       }
     }
-    if (!was && std::visit([](auto& t) { return t.rejected(); }, c.test) && !failed) failed = i;
+    if (!was && c.rejected() && !failed) failed = i;
   }
   if (!bh.empty()) {
     auto& slot = recent_base_[recent_next_];
@@ -130,9 +142,7 @@ std::vector<CheckStatus> Analyzer::status() const {
     std::visit(
         [&](const auto& t) {
           s.alpha = t.alpha();
-          s.evidence = t.logEvidence();
           s.threshold = t.threshold();
-          s.failed = t.rejected();
           if constexpr (std::is_same_v<std::decay_t<decltype(t)>, TwoSampleTest>) {
             s.canary_n = t.canaryN();
             s.canary_x = t.canaryX();
@@ -144,6 +154,8 @@ std::vector<CheckStatus> Analyzer::status() const {
           }
         },
         c.test);
+    s.evidence = c.logEvidence();
+    s.failed = c.rejected();
     out.push_back(std::move(s));
   }
   return out;

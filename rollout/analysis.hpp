@@ -30,8 +30,11 @@ struct AnalysisConfig {
   // Absolute guard: rolled back when the canary's error rate is shown to exceed this (0: off).
   double errors_max_rate = 0.05;
   // Latency relative to the baseline, at each quantile q: rolled back when the canary's odds of
-  // being slower than the baseline's q-quantile are shown to exceed max_ratio times the
-  // baseline's (1.5 at q = 0.5: more than 60 % of canary requests slower than the baseline median).
+  // being slower than the baseline's q-quantile (plus min_shift_ms) are shown both to exceed
+  // max_ratio times the baseline's odds there and to exceed max_ratio times the odds q itself
+  // names (1.5 at q = 0.5: more than 60 % of canary requests slower than the baseline median).
+  // The second keeps a tail difference (say 1.4 % of canary requests above the threshold where
+  // the baseline has none) from failing a median check.
   std::vector<double> latency_quantiles = {0.5, 0.9};
   double latency_max_ratio = 1.5;
   // Differences smaller than this are not judged: the threshold is the first bucket bound at
@@ -75,7 +78,12 @@ class Analyzer {
     std::string name;
     double param;  // quantile (relative) or ceiling in ms (max)
     std::variant<TwoSampleTest, CeilingTest> test;
+    // Relative latency: the canary's share above the bound against its nominal ceiling. The
+    // check fails only when both tests reject (an intersection-union test: still level alpha).
+    std::optional<CeilingTest> share;
     double bound_ms = 0;
+    bool rejected() const;
+    double logEvidence() const;
   };
   std::optional<std::size_t> baselineQuantileBucket(double q) const;
 

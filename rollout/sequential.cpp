@@ -85,9 +85,17 @@ void TwoSampleTest::observe(std::uint64_t canary_n, std::uint64_t canary_x, std:
 double TwoSampleTest::logEvidence() const { return logMean(log_m_); }
 double TwoSampleTest::threshold() const { return std::log(1 / alpha_); }
 
-CeilingTest::CeilingTest(double alpha, double max_rate) : alpha_(alpha), max_rate_(max_rate) {
-  for (double f : {0.02, 0.05, 0.1, 0.2, 0.4, 0.7, 0.95}) rate_.push_back(max_rate + (1 - max_rate) * f);
-  log_m_.assign(rate_.size(), 0.0);
+CeilingTest::CeilingTest(double alpha, double max_rate) : alpha_(alpha), max_rate_(max_rate) {}
+
+double CeilingTest::nextBet() const {
+  const double max_bet = kMaxLoss / max_rate_;  // a request without the outcome costs at most half the wealth
+  std::uint64_t n = 0, x = 0;
+  for (const auto& [rn, rx] : recent_) n += rn, x += rx;
+  if (n == 0) return max_bet / 2;  // nothing seen yet: a fixed, moderate bet
+  // Kelly's bet for the recent rate (shrunk a little toward the ceiling), clipped to [0, max].
+  const double p = (double(x) + max_rate_) / (double(n) + 1);
+  const double kelly = (p - max_rate_) / (max_rate_ * (1 - max_rate_));
+  return std::clamp(kelly, 0.0, max_bet);
 }
 
 void CeilingTest::observe(std::uint64_t n, std::uint64_t x) {
@@ -95,13 +103,14 @@ void CeilingTest::observe(std::uint64_t n, std::uint64_t x) {
   n_ += n;
   x_ += x;
   if (n == 0) return;
-  for (std::size_t j = 0; j < rate_.size(); ++j) {
-    log_m_[j] += double(x) * std::log(rate_[j] / max_rate_) + double(n - x) * std::log((1 - rate_[j]) / (1 - max_rate_));
-  }
+  const double bet = nextBet();  // decided before this interval's data
+  log_wealth_ += double(x) * std::log1p(bet * (1 - max_rate_)) + double(n - x) * std::log1p(-bet * max_rate_);
+  recent_.emplace_back(n, x);
+  if (recent_.size() > kRecent) recent_.pop_front();
   if (logEvidence() >= threshold()) rejected_ = true;
 }
 
-double CeilingTest::logEvidence() const { return logMean(log_m_); }
+double CeilingTest::logEvidence() const { return log_wealth_; }
 double CeilingTest::threshold() const { return std::log(1 / alpha_); }
 
 }  // namespace fledge::rollout

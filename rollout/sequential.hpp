@@ -5,6 +5,8 @@
 // second does not inflate false alarms (Lindon, Sanden, Shirikian, KDD 2022, arXiv 2205.14762,
 // use the same property for count and latency data). Pure arithmetic: no clock, no I/O.
 #include <cstdint>
+#include <deque>
+#include <utility>
 #include <vector>
 
 namespace fledge::rollout {
@@ -43,8 +45,13 @@ class TwoSampleTest {
 };
 
 // One arm against a fixed ceiling: H0: the share of requests with the outcome is at most
-// `max_rate`. Per request, the likelihood ratio of alternative rates above max_rate against
-// max_rate itself is a supermartingale for every rate up to max_rate; alternatives are mixed.
+// `max_rate`. A betting martingale (Waudby-Smith & Ramdas, "Estimating means of bounded random
+// variables by betting", 2023): each request multiplies the wealth by 1 + bet * (X - max_rate),
+// X = 1 for the outcome, with a bet in [0, 0.5 / max_rate] fixed before the interval from the
+// recent intervals' rate (Kelly's bet for it). Under H0 every factor has mean at most 1, so the
+// wealth is a test supermartingale. While the arm is healthy the bet is 0 and the wealth stays
+// put, so a regression that starts late in a long rollout is found as fast as one at the start
+// (a likelihood-ratio mixture would first have to win back everything it lost meanwhile).
 class CeilingTest {
  public:
   CeilingTest(double alpha, double max_rate);
@@ -60,9 +67,13 @@ class CeilingTest {
   std::uint64_t x() const { return x_; }
 
  private:
+  static constexpr double kMaxLoss = 0.5;    // largest share of the wealth one request may lose
+  static constexpr std::size_t kRecent = 5;  // intervals the bet is estimated from
+  double nextBet() const;
+
   double alpha_, max_rate_;
-  std::vector<double> rate_;   // alternatives
-  std::vector<double> log_m_;
+  double log_wealth_ = 0;
+  std::deque<std::pair<std::uint64_t, std::uint64_t>> recent_;  // (requests, outcomes)
   std::uint64_t n_ = 0, x_ = 0;
   bool rejected_ = false;
 };

@@ -88,9 +88,10 @@ TEST(CtlView, RolloutScreenAndLine) {
 TEST(CtlView, FinishedAndFlagRollouts) {
   const json::value done = parse(R"({"name":"r2","spec":{"flag":"checkout","variant":"v2","steps":[{"weight":10},{"weight":100}]},
     "status":{"phase":"rolled_back","step":0,"canary_weight":0,"started_ms":0,"step_started_ms":0,"finished_ms":65000,
-              "reason":"errors: canary 30/100"}})");
+              "reason":"errors: canary 30/100","flag_before":{"state":"ENABLED","defaultVariant":"v1"}}})");
   const std::string screen = rolloutText(done, 99'000'000, {});
-  for (const char* want : {"target   flag checkout, variant v2", "took 1m05s", "reason   errors: canary 30/100", "analysis  none yet"})
+  for (const char* want :
+       {"target   flag checkout, variant v2 against v1", "took 1m05s", "reason   errors: canary 30/100", "analysis  none yet"})
     EXPECT_NE(screen.find(want), std::string::npos) << want << "\n" << screen;
   EXPECT_EQ(rolloutStepLine(done), "r2: rolled_back, step 1/2, canary 0%: errors: canary 30/100");
   EXPECT_TRUE(finishedPhase("rolled_back"));

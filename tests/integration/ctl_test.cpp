@@ -401,6 +401,27 @@ TEST(Ctl, WatchFollowsARolloutToItsEnd) {
   EXPECT_NE(r.out.find("w1 succeeded"), std::string::npos) << r.out;
 }
 
+TEST(Ctl, FlagRolloutsShowTheirVariantsAndAbortRestoresTheFlag) {
+  CtlStack s;
+  const std::string before = s.get("/api/v1/flags/f");
+  const std::string file =
+      writeTempFile(R"({"flag":"f","variant":"off","steps":[{"weight":10,"hold_s":600},{"weight":100,"hold_s":600}]})");
+  auto start = s.ctl({"rollout", "start", file, "--name", "fr"});
+  ASSERT_EQ(start.code, 0) << start.err;
+  EXPECT_NE(start.out.find("rollout fr started: flag f, variant off against on"), std::string::npos) << start.out;
+  auto status = s.ctl({"rollout", "status", "fr"});
+  ASSERT_EQ(status.code, 0) << status.err;
+  EXPECT_NE(status.out.find("step     1/2  [##########----------]  canary 10%  baseline 90%"), std::string::npos) << status.out;
+  auto all = s.ctl({"status"});
+  EXPECT_NE(all.out.find("fr  flag f, variant off against on  progressing  step 1/2  canary 10%"), std::string::npos) << all.out;
+  EXPECT_NE(s.get("/api/v1/flags/f"), before);  // the variant is being raised through the flag's targeting
+  auto abort = s.ctl({"rollout", "abort", "fr"});
+  ASSERT_EQ(abort.code, 0) << abort.err;
+  EXPECT_NE(abort.out.find("fr: aborted, step 1/2, canary 0%"), std::string::npos) << abort.out;
+  EXPECT_EQ(s.get("/api/v1/flags/f"), before);
+  std::filesystem::remove(file);
+}
+
 TEST(Ctl, FailuresNameWhatFailed) {
   // Nobody listening: exit 1, the address named.
   const std::string dead = deadAddress();

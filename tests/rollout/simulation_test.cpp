@@ -27,6 +27,7 @@ struct Scenario {
   double canary_share = 0.05;
   Arm baseline, canary;
   int seconds = 300;     // how long a rollout is watched
+  int healthy_first = 0;  // seconds the canary behaves like the baseline before it regresses
 };
 
 struct Outcome {
@@ -43,10 +44,12 @@ class Simulator {
     Analyzer a(cfg, latencyBoundsMs());
     const auto base_p = bucketProbabilities(s.baseline);
     const auto canary_p = bucketProbabilities(s.canary);
-    for (int t = 1; t <= s.seconds; ++t) {
-      auto canary = interval(s.rps * s.canary_share, s.canary, canary_p);
+    for (int t = 1; t <= s.healthy_first + s.seconds; ++t) {
+      const bool regressed = t > s.healthy_first;
+      auto canary = interval(s.rps * s.canary_share, regressed ? s.canary : s.baseline, regressed ? canary_p : base_p);
       auto base = interval(s.rps * (1 - s.canary_share), s.baseline, base_p);
-      if (auto f = a.observe(canary, base)) return {true, t, a.status()[*f].name};
+      // Times count from the regression (a rollback before it is a false one: negative).
+      if (auto f = a.observe(canary, base)) return {true, t - s.healthy_first, a.status()[*f].name};
     }
     return {false, s.seconds, {}};
   }
@@ -148,6 +151,19 @@ TEST(Simulation, LatencyRegressionIsFoundWithinSeconds) {
   auto r = runMany(s, 500, 4);
   EXPECT_EQ(r.rolled_back, 500);
   EXPECT_LE(r.median_s, 10);
+}
+
+// Anytime validity must not mean "slow after a long quiet spell": five healthy minutes first,
+// then the canary starts failing 5 % of its requests (a later step's load, a bad dependency).
+TEST(Simulation, LateRegressionIsFoundAsFastAsAnEarlyOne) {
+  Scenario s{"healthy 5 min, then canary 5 % 5xx (50 rps)"};
+  s.canary.error_rate = 0.05;
+  s.healthy_first = 300;
+  s.seconds = 120;
+  auto r = runMany(s, 500, 6);
+  EXPECT_EQ(r.rolled_back, 500);
+  EXPECT_LE(r.median_s, 10);
+  EXPECT_LE(r.p95_s, 20);
 }
 
 TEST(Simulation, TotalFailureIsFoundInTwoSeconds) {
