@@ -262,7 +262,7 @@ bool parseSpec(std::string_view json, RolloutSpec& spec, std::string& error, std
     } else if (k == "analysis") {
       if (!parseAnalysis(v, spec, error, field)) return false;
     } else {
-      return fail(error, field, "unknown field", std::string(k));
+      return fail(error, field, "unknown field", k.empty() ? std::string("\"\"") : std::string(k));  // an empty key is named as ""
     }
   }
   if (!spec.flag.empty() || !spec.variant.empty()) {  // a flag rollout
