@@ -140,6 +140,34 @@ std::vector<MetricFamily> Metrics::collect() const {
   out.push_back(std::move(errors));
   out.push_back(std::move(conns));
 
+  auto retries = family("fledge_upstream_retries_total", "Retries started by a route's retry policy, by cluster and what failed.", MetricType::Counter);
+  auto retried = family("fledge_upstream_retried_requests_total", "Requests that were retried, by cluster and outcome (success: answered below 500).", MetricType::Counter);
+  auto budget = family("fledge_retry_budget_exhausted_total", "Retries not made because the retry budget was spent, by cluster.", MetricType::Counter);
+  auto ejections = family("fledge_outlier_ejections_total", "Endpoints ejected by outlier detection, by cluster.", MetricType::Counter);
+  for (const auto& cc : cfg.clusters) {
+    auto block = [&](const proxy::WorkerMetrics& w) { return w.cluster(cc.name); };
+    for (std::size_t k = 0; k < proxy::kRetryReasons; ++k) {
+      auto m = metric({{"cluster", cc.name}, {"reason", proxy::retryReasonName(static_cast<proxy::AttemptResult>(k + 1))}});
+      m.counter.value = static_cast<double>(sum(block, [&](const proxy::ClusterCounters& b) { return proxy::read(b.retries[k]); }));
+      retries.metric.push_back(std::move(m));
+    }
+    for (std::size_t k = 0; k < 2; ++k) {
+      auto m = metric({{"cluster", cc.name}, {"outcome", k == 0 ? "success" : "failure"}});
+      m.counter.value = static_cast<double>(sum(block, [&](const proxy::ClusterCounters& b) { return proxy::read(b.retried[k]); }));
+      retried.metric.push_back(std::move(m));
+    }
+    auto b = metric({{"cluster", cc.name}});
+    b.counter.value = static_cast<double>(sum(block, [](const proxy::ClusterCounters& c) { return proxy::read(c.budget_exhausted); }));
+    budget.metric.push_back(std::move(b));
+    auto e = metric({{"cluster", cc.name}});
+    e.counter.value = static_cast<double>(sum(block, [](const proxy::ClusterCounters& c) { return proxy::read(c.ejections); }));
+    ejections.metric.push_back(std::move(e));
+  }
+  out.push_back(std::move(retries));
+  out.push_back(std::move(retried));
+  out.push_back(std::move(budget));
+  out.push_back(std::move(ejections));
+
   auto worker = [](const proxy::WorkerMetrics& w) { return &w.worker(); };
   auto down = family("fledge_downstream_connections", "Open client connections.", MetricType::Gauge);
   down.metric.push_back(metric({}));

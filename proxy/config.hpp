@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "proxy/http_head.hpp"
+#include "proxy/resilience.hpp"
 #include "proxy/uri.hpp"
 
 namespace fledge::flags {
@@ -37,6 +38,7 @@ struct ClusterConfig {
   std::uint32_t max_idle = 64;           // kept-alive connections per worker per endpoint
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds eject_time{2'000};  // an endpoint that refused stays skipped this long
+  std::optional<OutlierConfig> outlier_detection;  // passive: runs of failures eject an endpoint
 };
 
 // Where a request value comes from: a header (name lowercased), a cookie or a query parameter.
@@ -129,6 +131,7 @@ struct RouteConfig {
   std::optional<RequireFlag> require_flag;
   std::optional<SplitConfig> split;    // instead of `cluster`
   std::optional<MirrorConfig> mirror;
+  std::optional<RetryPolicy> retry;
 };
 
 struct ListenerConfig {

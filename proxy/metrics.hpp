@@ -74,6 +74,10 @@ struct ArmCounters {
 struct ClusterCounters {
   std::array<Counter, 3> errors{};  // by UpstreamError
   Gauge busy{0}, idle{0};           // upstream connections
+  std::array<Counter, 4> retries{};  // by AttemptResult - 1 (connect failure, reset, timeout, status)
+  std::array<Counter, 2> retried{};  // requests that were retried, by outcome: [0] answered below 500, [1] not
+  Counter budget_exhausted{0};       // retries the budget refused
+  Counter ejections{0};              // outlier ejections
 };
 struct RouteCounters {
   std::array<Counter, 3> mirror{};  // by MirrorResult
