@@ -195,7 +195,7 @@ void parseCluster(Walker& w, std::string_view name, element e, const std::string
   c.name.assign(name);
   if (!validName(name)) w.error(path, std::string("cluster name ") + kNameRule);
   bool has_endpoints = false;
-  w.object(e, path, {"endpoints", "lb", "max_connections", "max_idle", "idle_timeout_ms", "eject_ms", "outlier_detection"},
+  w.object(e, path, {"endpoints", "lb", "max_connections", "max_idle", "idle_timeout_ms", "eject_ms", "outlier_detection", "circuit_breaker"},
            [&](std::string_view key, element v, const std::string& sub) {
              if (key == "endpoints") {
                has_endpoints = true;
@@ -219,6 +219,11 @@ void parseCluster(Walker& w, std::string_view name, element e, const std::string
                w.millis(v, sub, c.idle_timeout);
              } else if (key == "eject_ms") {
                w.millis(v, sub, c.eject_time);
+             } else if (key == "circuit_breaker") {
+               auto& cb = c.circuit_breaker.emplace();
+               w.object(v, sub, {"max_requests", "max_pending"}, [&](std::string_view ck, element cv, const std::string& cp) {
+                 w.uint(cv, cp, 1, 100'000'000, ck == "max_requests" ? cb.max_requests : cb.max_pending);
+               });
              } else if (key == "outlier_detection") {
                auto& o = c.outlier_detection.emplace();
                w.object(v, sub, {"consecutive_5xx", "consecutive_gateway_errors", "base_ejection_ms", "max_ejection_ms", "max_ejection_percent"},
@@ -317,7 +322,7 @@ void parseContextSpec(Walker& w, element e, const std::string& path, ContextSpec
 
 void parseSplit(Walker& w, element e, const std::string& path, SplitConfig& sp) {
   bool has_arms = false;
-  w.object(e, path, {"arms", "salt", "sticky", "assign_cookie", "overrides", "expose_arm_header"},
+  w.object(e, path, {"arms", "salt", "sticky", "assign_cookie", "overrides", "expose_arm_header", "fallback_arm"},
            [&](std::string_view key, element v, const std::string& sub) {
     if (key == "arms") {
       has_arms = true;
@@ -405,6 +410,8 @@ void parseSplit(Walker& w, element e, const std::string& path, SplitConfig& sp) 
         w.error(sub, "must name a \"header\" and/or a \"cookie\"");
       if (v.is_object() && oc.allow.empty()) w.error(sub + ".allow", "must list the arms testers may force");
       sp.overrides = std::move(oc);
+    } else if (key == "fallback_arm") {
+      w.string(v, sub, sp.fallback_arm);
     } else {
       w.boolean(v, sub, sp.expose_arm_header);
     }
@@ -426,6 +433,11 @@ void parseSplit(Walker& w, element e, const std::string& path, SplitConfig& sp) 
     char got[32];
     std::snprintf(got, sizeof got, "%.4f", static_cast<double>(total) / 10'000);
     w.error(path + ".arms", std::string("weights must sum to 100, got ") + got);
+  }
+  if (!sp.fallback_arm.empty()) {
+    for (std::size_t i = 0; i < sp.arms.size(); ++i)
+      if (sp.arms[i].name == sp.fallback_arm) sp.fallback_index = i;
+    if (sp.fallback_index == SIZE_MAX) w.error(path + ".fallback_arm", "unknown arm \"" + sp.fallback_arm + "\"");
   }
   if (sp.overrides)
     for (std::size_t i = 0; i < sp.overrides->allow.size(); ++i)

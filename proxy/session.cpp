@@ -251,6 +251,7 @@ void Session::onHeader() {
   replayable_ = false;
   replay_len_ = 0;
   attempt_line_ = 0;
+  fell_back_ = false;
   startBody();
 }
 
@@ -262,6 +263,14 @@ void Session::connectUpstream() {
   auto now = Clock::now();
   UpstreamPool& pool = gen_->pool;
   if (!cstate_) {
+    if (const auto& cb = pool.circuit(cluster_)) {
+      if (cb->requests.load(std::memory_order_relaxed) >= pool.settings(cluster_).circuit_breaker->max_requests) {
+        if (gen_->metrics->enabled()) bump(gen_->metrics->clusterBlock(cluster_)->circuit_open);
+        return reply(503, "circuit breaker open: too many requests to the cluster", !x_->req->is_done());
+      }
+      circuit_ = cb;
+      circuit_->requests.fetch_add(1, std::memory_order_relaxed);
+    }
     cstate_ = pool.state(cluster_);
     ++cstate_->requests;
   }
@@ -269,6 +278,7 @@ void Session::connectUpstream() {
   // A policy retry prefers another endpoint, but takes a tried one rather than none (it failed
   // this request, it is not ejected).
   if (!ep && attempt_ > 1) ep = pool.pick(cluster_, 0, now);
+  if (!ep && fallBack()) return;
   if (!ep) {
     if (any_refused_) return reply(502, "upstream refused connection", true);
     return reply(503, "no healthy upstream", !keep_alive_ || !x_->req->is_done());
@@ -286,6 +296,14 @@ void Session::connectUpstream() {
     }
   }
   if (!pool.canOpen(cluster_, endpoint_)) return reply(503, "upstream connection limit reached", true);
+  if (circuit_) {
+    if (circuit_->pending.load(std::memory_order_relaxed) >= pool.settings(cluster_).circuit_breaker->max_pending) {
+      if (gen_->metrics->enabled()) bump(gen_->metrics->clusterBlock(cluster_)->circuit_open);
+      return reply(503, "circuit breaker open: too many requests waiting for a connection", !x_->req->is_done());
+    }
+    circuit_->pending.fetch_add(1, std::memory_order_relaxed);
+    pending_ = true;
+  }
   up_ep_ = endpoint;
   UpstreamPool::acquired(*up_ep_);
   upstream_reused_ = false;
@@ -295,6 +313,10 @@ void Session::connectUpstream() {
 }
 
 void Session::onConnect(error_code ec) {
+  if (pending_) {
+    circuit_->pending.fetch_sub(1, std::memory_order_relaxed);
+    pending_ = false;
+  }
   if (ec) {
     const auto& rc = gen_->snap->clusters[cluster_];
     if (timed_out_) {
@@ -758,7 +780,37 @@ void Session::attemptEnded(AttemptResult r, unsigned status) {
   gen_->pool.recordAttempt(cluster_, endpoint_, r, status, Clock::now());
 }
 
+bool Session::fallBack() {
+  const RouteSplit& rs = gen_->snap->route_splits[route_idx_];
+  if (!rs.config || fell_back_ || rs.config->fallback_index == SIZE_MAX || arm_idx_ == rs.config->fallback_index) return false;
+  const std::size_t to = rs.config->fallback_index;
+  fell_back_ = true;
+  gen_->metrics->fallback(route_idx_, arm_idx_);
+  // The upstream (and, if exposed, the client) learn the arm that served the request.
+  auto relabel = [&](std::string& lines) {
+    if (auto at = lines.find(rs.upstream_lines[arm_idx_]); at != std::string::npos)
+      lines.replace(at, rs.upstream_lines[arm_idx_].size(), rs.upstream_lines[to]);
+  };
+  relabel(x_->out_head);
+  relabel(x_->down_extra);
+  leaveCluster();
+  arm_idx_ = to;
+  cluster_ = rs.config->arms[to].cluster_index;
+  tried_ = 0;
+  any_refused_ = false;
+  connectUpstream();
+  return true;
+}
+
 void Session::leaveCluster() {
+  if (pending_) {
+    circuit_->pending.fetch_sub(1, std::memory_order_relaxed);
+    pending_ = false;
+  }
+  if (circuit_) {
+    circuit_->requests.fetch_sub(1, std::memory_order_relaxed);
+    circuit_.reset();
+  }
   if (!cstate_) return;
   --cstate_->requests;
   if (retrying_) --cstate_->retries;

@@ -100,7 +100,10 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   // Outlier detection learns how the attempt on endpoint_ ended.
   void attemptEnded(AttemptResult r, unsigned status);
   std::chrono::milliseconds responseTimeout() const;  // per try, if the route sets one
-  void leaveCluster();  // the exchange no longer counts as in flight for the retry budget
+  void leaveCluster();  // the exchange no longer counts as in flight (retry budget, circuit breaker)
+  // No endpoint of the arm's cluster can take the request: the split's fallback arm does, if it
+  // has one. True when the request went there.
+  bool fallBack();
   void reply(unsigned status, std::string_view text, bool close);
   void lingerClose();
   void releaseUpstream(bool reusable);
@@ -155,6 +158,9 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   bool retrying_ = false;       // a retry of this exchange counts against the budget
   std::size_t attempt_line_ = 0;  // where x-fledge-attempt sits in the upstream head (0: not yet)
   UpstreamPool::ClusterStateRef cstate_;  // set while the exchange counts as in flight
+  std::shared_ptr<CircuitCounts> circuit_;  // set while the exchange counts for a circuit breaker
+  bool pending_ = false;                    // ... and while it waits for a new connection
+  bool fell_back_ = false;                  // the split's fallback arm took the request
   std::size_t linger_bytes_ = 0;
 };
 

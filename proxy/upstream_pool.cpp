@@ -13,7 +13,8 @@ UpstreamPool::UpstreamPool(const Snapshot& snap, const WorkerMetrics& metrics, U
   std::unordered_set<const Endpoint*> carried;
   for (std::size_t c = 0; c < snap.clusters.size(); ++c) {
     const ResolvedCluster& rc = snap.clusters[c];
-    Cluster cs{*rc.config, {}, nullptr, 0};
+    Cluster cs{*rc.config, {}, nullptr, nullptr, 0};
+    if (rc.config->circuit_breaker) cs.circuit = CircuitCounts::forCluster(rc.config->name);
     cs.settings.endpoints.clear();  // the resolved addresses below are what the pool uses
     const Cluster* old = nullptr;
     if (previous)

@@ -49,6 +49,8 @@ class UpstreamPool {
   };
   using ClusterStateRef = std::shared_ptr<ClusterState>;
   const ClusterStateRef& state(std::size_t cluster) const { return clusters_[cluster].state; }
+  // The process-wide counts of a cluster with a circuit breaker; null without one.
+  const std::shared_ptr<CircuitCounts>& circuit(std::size_t cluster) const { return clusters_[cluster].circuit; }
 
   // `metrics` supplies each cluster's counter block; `previous` (may be null) the endpoint state
   // to carry over. Endpoints of `previous` that this pool does not carry are retired.
@@ -90,6 +92,7 @@ class UpstreamPool {
     ClusterConfig settings;
     std::vector<EndpointRef> endpoints;
     ClusterStateRef state;
+    std::shared_ptr<CircuitCounts> circuit;
     std::size_t next = 0;  // round-robin cursor
   };
   static void closeIdle(Endpoint& ep);

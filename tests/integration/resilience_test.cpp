@@ -175,5 +175,59 @@ TEST(Resilience, BadRetryAndOutlierSettingsNameTheirField) {
     EXPECT_NE(all.find(field), std::string::npos) << field << "\n" << all;
 }
 
+// A split whose canary cluster is dead: with a fallback arm, users never see it.
+TEST(Resilience, TheFallbackArmKeepsASplitRouteAtZeroErrorsWhileTheCanaryIsDown) {
+  EchoUpstream stable("stable"), canary("canary");
+  const std::string dead = canary.address();
+  canary.process().signal(SIGKILL);
+  canary.process().wait();
+  Fledge f(config(R"({"v1":{"endpoints":[")" + stable.address() + R"("]},"v2":{"endpoints":[")" + dead + R"("]}})",
+                  R"([{"name":"web","match":{"path_prefix":"/"},
+                       "split":{"arms":[{"name":"canary","cluster":"v2","weight":50},{"name":"stable","cluster":"v1","weight":50}],
+                                "fallback_arm":"stable","expose_arm_header":true}}])"));
+  Client c(f.port());
+  int ok = 0, relabelled = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto r = c.request(http::verb::get, "/x");
+    ok += r.result_int() == 200;
+    // The upstream and the client are told the arm that served the request.
+    relabelled += r.body().find(R"(["x-fledge-arm","stable"])") != std::string::npos && r["x-fledge-arm"] == "stable";
+  }
+  EXPECT_EQ(ok, 200);
+  EXPECT_EQ(relabelled, 200);
+  const std::string text = metrics(f);
+  EXPECT_GT(metricSample(text, R"(fledge_split_fallbacks_total{route="web",arm="canary"})"), 50) << text;
+  EXPECT_EQ(metricSample(text, R"(fledge_requests_total{route="web",arm="stable",cluster="v1",code="2xx"})"), 200);
+  // Without a fallback arm, the same outage reaches users.
+  Fledge g(config(R"({"v1":{"endpoints":[")" + stable.address() + R"("]},"v2":{"endpoints":[")" + dead + R"("]}})",
+                  R"([{"name":"web","match":{"path_prefix":"/"},
+                       "split":{"arms":[{"name":"canary","cluster":"v2","weight":50},{"name":"stable","cluster":"v1","weight":50}]}}])"));
+  int failed = 0;
+  for (int i = 0; i < 50; ++i) failed += Client(g.port()).request(http::verb::get, "/x").result_int() >= 500;  // a 502 closes
+  EXPECT_GT(failed, 0);
+}
+
+TEST(Resilience, TheCircuitBreakerOpensAndCloses) {
+  EchoUpstream slow("slow", {"--delay-ms", "400"});
+  Fledge f(config(R"({"app":{"endpoints":[")" + slow.address() + R"("],"circuit_breaker":{"max_requests":2,"max_pending":10}}})",
+                  R"([{"name":"app","match":{"path_prefix":"/"},"cluster":"app"}])"));
+  std::atomic<int> ok{0}, open{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 6; ++i)
+    clients.emplace_back([&] {
+      Client c(f.port());
+      auto r = c.request(http::verb::get, "/x");
+      if (r.result_int() == 200) ++ok;
+      else if (r.result_int() == 503 && r.body().find("circuit breaker open") != std::string::npos) ++open;
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok + open, 6);
+  EXPECT_GE(ok.load(), 2);
+  EXPECT_GE(open.load(), 1);  // the breaker held the cluster at two requests in flight
+  EXPECT_EQ(metricSample(metrics(f), R"(fledge_circuit_breaker_rejections_total{cluster="app"})"), open.load());
+  Client c(f.port());
+  EXPECT_EQ(c.request(http::verb::get, "/x").result_int(), 200);  // closed again once they finished
+}
+
 }  // namespace
 }  // namespace fledge::test
