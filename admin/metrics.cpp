@@ -75,6 +75,7 @@ std::vector<MetricFamily> Metrics::collect() const {
   auto requests = family("fledge_requests_total", "Requests answered, by route, arm, cluster and status class.", MetricType::Counter);
   auto duration = family("fledge_request_duration_seconds", "Time from the end of the request header to the end of the response.", MetricType::Histogram);
   auto overrides = family("fledge_overrides_total", "Requests sent to an arm by a tester override.", MetricType::Counter);
+  auto fallbacks = family("fledge_split_fallbacks_total", "Requests for an arm that the split's fallback arm served (no endpoint of the arm could).", MetricType::Counter);
   for (std::size_t r = 0; r <= cfg.routes.size(); ++r) {
     const bool routed = r < cfg.routes.size();
     const std::string route = routed ? cfg.routes[r].name : std::string();
@@ -98,6 +99,11 @@ std::vector<MetricFamily> Metrics::collect() const {
         auto o = metric({{"route", route}, {"arm", arm}});
         o.counter.value = static_cast<double>(sum(block, [](const proxy::ArmCounters& b) { return proxy::read(b.overrides); }));
         overrides.metric.push_back(std::move(o));
+        if (cfg.routes[r].split->fallback_index != SIZE_MAX) {
+          auto fb = metric({{"route", route}, {"arm", arm}});
+          fb.counter.value = static_cast<double>(sum(block, [](const proxy::ArmCounters& b) { return proxy::read(b.fallbacks); }));
+          fallbacks.metric.push_back(std::move(fb));
+        }
       }
       if (!routed && route_total == 0) continue;
       auto h = metric({{"route", route}, {"arm", arm}});
@@ -139,6 +145,41 @@ std::vector<MetricFamily> Metrics::collect() const {
   }
   out.push_back(std::move(errors));
   out.push_back(std::move(conns));
+
+  auto retries = family("fledge_upstream_retries_total", "Retries started by a route's retry policy, by cluster and what failed.", MetricType::Counter);
+  auto retried = family("fledge_upstream_retried_requests_total", "Requests that were retried, by cluster and outcome (success: answered below 500).", MetricType::Counter);
+  auto budget = family("fledge_retry_budget_exhausted_total", "Retries not made because the retry budget was spent, by cluster.", MetricType::Counter);
+  auto ejections = family("fledge_outlier_ejections_total", "Endpoints ejected by outlier detection, by cluster.", MetricType::Counter);
+  auto circuit = family("fledge_circuit_breaker_rejections_total", "Requests answered 503 by a cluster's circuit breaker.", MetricType::Counter);
+  for (const auto& cc : cfg.clusters) {
+    auto block = [&](const proxy::WorkerMetrics& w) { return w.cluster(cc.name); };
+    for (std::size_t k = 0; k < proxy::kRetryReasons; ++k) {
+      auto m = metric({{"cluster", cc.name}, {"reason", proxy::retryReasonName(static_cast<proxy::AttemptResult>(k + 1))}});
+      m.counter.value = static_cast<double>(sum(block, [&](const proxy::ClusterCounters& b) { return proxy::read(b.retries[k]); }));
+      retries.metric.push_back(std::move(m));
+    }
+    for (std::size_t k = 0; k < 2; ++k) {
+      auto m = metric({{"cluster", cc.name}, {"outcome", k == 0 ? "success" : "failure"}});
+      m.counter.value = static_cast<double>(sum(block, [&](const proxy::ClusterCounters& b) { return proxy::read(b.retried[k]); }));
+      retried.metric.push_back(std::move(m));
+    }
+    auto b = metric({{"cluster", cc.name}});
+    b.counter.value = static_cast<double>(sum(block, [](const proxy::ClusterCounters& c) { return proxy::read(c.budget_exhausted); }));
+    budget.metric.push_back(std::move(b));
+    auto e = metric({{"cluster", cc.name}});
+    e.counter.value = static_cast<double>(sum(block, [](const proxy::ClusterCounters& c) { return proxy::read(c.ejections); }));
+    ejections.metric.push_back(std::move(e));
+    if (cc.circuit_breaker) {
+      auto cb = metric({{"cluster", cc.name}});
+      cb.counter.value = static_cast<double>(sum(block, [](const proxy::ClusterCounters& c) { return proxy::read(c.circuit_open); }));
+      circuit.metric.push_back(std::move(cb));
+    }
+  }
+  out.push_back(std::move(retries));
+  out.push_back(std::move(retried));
+  out.push_back(std::move(budget));
+  out.push_back(std::move(ejections));
+  out.push_back(std::move(circuit));
 
   auto worker = [](const proxy::WorkerMetrics& w) { return &w.worker(); };
   auto down = family("fledge_downstream_connections", "Open client connections.", MetricType::Gauge);
@@ -206,6 +247,7 @@ std::vector<MetricFamily> Metrics::collect() const {
   }
   out.push_back(std::move(weights));
   out.push_back(std::move(overrides));
+  out.push_back(std::move(fallbacks));
   out.push_back(std::move(mirrors));
 
   auto dropped = family("fledge_access_log_dropped_total", "Access log lines dropped because the queue was full.", MetricType::Counter);

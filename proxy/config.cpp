@@ -195,7 +195,7 @@ void parseCluster(Walker& w, std::string_view name, element e, const std::string
   c.name.assign(name);
   if (!validName(name)) w.error(path, std::string("cluster name ") + kNameRule);
   bool has_endpoints = false;
-  w.object(e, path, {"endpoints", "lb", "max_connections", "max_idle", "idle_timeout_ms", "eject_ms"},
+  w.object(e, path, {"endpoints", "lb", "max_connections", "max_idle", "idle_timeout_ms", "eject_ms", "outlier_detection", "circuit_breaker"},
            [&](std::string_view key, element v, const std::string& sub) {
              if (key == "endpoints") {
                has_endpoints = true;
@@ -219,6 +219,21 @@ void parseCluster(Walker& w, std::string_view name, element e, const std::string
                w.millis(v, sub, c.idle_timeout);
              } else if (key == "eject_ms") {
                w.millis(v, sub, c.eject_time);
+             } else if (key == "circuit_breaker") {
+               auto& cb = c.circuit_breaker.emplace();
+               w.object(v, sub, {"max_requests", "max_pending"}, [&](std::string_view ck, element cv, const std::string& cp) {
+                 w.uint(cv, cp, 1, 100'000'000, ck == "max_requests" ? cb.max_requests : cb.max_pending);
+               });
+             } else if (key == "outlier_detection") {
+               auto& o = c.outlier_detection.emplace();
+               w.object(v, sub, {"consecutive_5xx", "consecutive_gateway_errors", "base_ejection_ms", "max_ejection_ms", "max_ejection_percent"},
+                        [&](std::string_view ok, element ov, const std::string& op) {
+                          if (ok == "consecutive_5xx") w.uint(ov, op, 0, 1'000'000, o.consecutive_5xx);
+                          else if (ok == "consecutive_gateway_errors") w.uint(ov, op, 0, 1'000'000, o.consecutive_gateway_errors);
+                          else if (ok == "base_ejection_ms") w.millis(ov, op, o.base_ejection);
+                          else if (ok == "max_ejection_ms") w.millis(ov, op, o.max_ejection);
+                          else w.uint(ov, op, 0, 100, o.max_ejection_percent);
+                        });
              }
            });
   if (!has_endpoints && e.is_object()) w.error(path + ".endpoints", "is required");
@@ -307,7 +322,7 @@ void parseContextSpec(Walker& w, element e, const std::string& path, ContextSpec
 
 void parseSplit(Walker& w, element e, const std::string& path, SplitConfig& sp) {
   bool has_arms = false;
-  w.object(e, path, {"arms", "salt", "sticky", "assign_cookie", "overrides", "expose_arm_header"},
+  w.object(e, path, {"arms", "salt", "sticky", "assign_cookie", "overrides", "expose_arm_header", "fallback_arm"},
            [&](std::string_view key, element v, const std::string& sub) {
     if (key == "arms") {
       has_arms = true;
@@ -395,6 +410,8 @@ void parseSplit(Walker& w, element e, const std::string& path, SplitConfig& sp) 
         w.error(sub, "must name a \"header\" and/or a \"cookie\"");
       if (v.is_object() && oc.allow.empty()) w.error(sub + ".allow", "must list the arms testers may force");
       sp.overrides = std::move(oc);
+    } else if (key == "fallback_arm") {
+      w.string(v, sub, sp.fallback_arm);
     } else {
       w.boolean(v, sub, sp.expose_arm_header);
     }
@@ -416,6 +433,11 @@ void parseSplit(Walker& w, element e, const std::string& path, SplitConfig& sp) 
     char got[32];
     std::snprintf(got, sizeof got, "%.4f", static_cast<double>(total) / 10'000);
     w.error(path + ".arms", std::string("weights must sum to 100, got ") + got);
+  }
+  if (!sp.fallback_arm.empty()) {
+    for (std::size_t i = 0; i < sp.arms.size(); ++i)
+      if (sp.arms[i].name == sp.fallback_arm) sp.fallback_index = i;
+    if (sp.fallback_index == SIZE_MAX) w.error(path + ".fallback_arm", "unknown arm \"" + sp.fallback_arm + "\"");
   }
   if (sp.overrides)
     for (std::size_t i = 0; i < sp.overrides->allow.size(); ++i)
@@ -443,12 +465,59 @@ void parseMirror(Walker& w, element e, const std::string& path, MirrorConfig& m)
   }
 }
 
+bool parseUnsigned(std::string_view s, unsigned& out) {
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size() && !s.empty();
+}
+
+// "retry": {"attempts", "on": [...], "per_try_timeout_ms", "budget_percent", "methods", "max_body_bytes"}
+void parseRetry(Walker& w, element e, const std::string& path, RetryPolicy& p) {
+  p.attempts = 3;  // the block's defaults: retry connect failures and resets of idempotent requests
+  p.on_connect_failure = p.on_reset = true;
+  w.object(e, path, {"attempts", "on", "per_try_timeout_ms", "budget_percent", "min_retry_concurrency", "methods", "max_body_bytes"},
+           [&](std::string_view key, element v, const std::string& sub) {
+    if (key == "attempts") w.uint(v, sub, 1, 10, p.attempts);
+    else if (key == "on") {
+      p.on_connect_failure = p.on_reset = p.on_5xx = p.on_gateway_error = false;
+      p.statuses.clear();
+      w.array(v, sub, [&](element item, const std::string& ip, std::size_t) {
+        std::string s;
+        if (!w.string(item, ip, s)) return;
+        constexpr std::string_view kStatus = "retriable-status:";
+        unsigned code = 0;
+        if (s == "connect-failure") p.on_connect_failure = true;
+        else if (s == "reset") p.on_reset = true;
+        else if (s == "5xx") p.on_5xx = true;
+        else if (s == "gateway-error") p.on_gateway_error = true;
+        else if (s.rfind(kStatus, 0) == 0 && parseUnsigned(std::string_view(s).substr(kStatus.size()), code) && code >= 100 && code <= 599)
+          p.statuses.push_back(code);
+        else w.error(ip, "must be \"connect-failure\", \"reset\", \"5xx\", \"gateway-error\" or \"retriable-status:CODE\"");
+      });
+    } else if (key == "per_try_timeout_ms") w.millis(v, sub, p.per_try_timeout);
+    else if (key == "budget_percent") {
+      if (w.number(v, sub, p.budget_percent) && !(p.budget_percent >= 0 && p.budget_percent <= 100))
+        w.error(sub, "must be a percentage between 0 and 100");
+    } else if (key == "min_retry_concurrency") w.uint(v, sub, 0, 1'000'000, p.min_retry_concurrency);
+    else if (key == "methods") {
+      w.array(v, sub, [&](element item, const std::string& ip, std::size_t) {
+        std::string s;
+        if (!w.string(item, ip, s)) return;
+        const auto verb = boost::beast::http::string_to_verb(s);
+        if (verb == boost::beast::http::verb::unknown) w.error(ip, "unknown method \"" + s + "\"");
+        else p.methods.push_back(verb);
+      });
+    } else w.uint(v, sub, 0, 64 * 1024, p.max_body_bytes);
+  });
+}
+
 void parseRoute(Walker& w, element e, const std::string& path, RouteConfig& r) {
   bool has_name = false, has_cluster = false;
   bool has_split = false;
-  w.object(e, path, {"name", "match", "cluster", "flags", "evaluation_context", "require_flag", "split", "mirror"},
+  w.object(e, path, {"name", "match", "cluster", "flags", "evaluation_context", "require_flag", "split", "mirror", "retry"},
            [&](std::string_view key, element v, const std::string& sub) {
-    if (key == "split") {
+    if (key == "retry") {
+      parseRetry(w, v, sub, r.retry.emplace());
+    } else if (key == "split") {
       has_split = true;
       r.split.emplace();
       parseSplit(w, v, sub, *r.split);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "proxy/http_head.hpp"
+#include "proxy/resilience.hpp"
 #include "proxy/uri.hpp"
 
 namespace fledge::flags {
@@ -37,6 +38,14 @@ struct ClusterConfig {
   std::uint32_t max_idle = 64;           // kept-alive connections per worker per endpoint
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds eject_time{2'000};  // an endpoint that refused stays skipped this long
+  std::optional<OutlierConfig> outlier_detection;  // passive: runs of failures eject an endpoint
+  // Circuit breaking over the whole process: beyond max_requests in flight to the cluster, or
+  // max_pending waiting for a connection, requests get a fast 503.
+  struct CircuitBreaker {
+    std::uint32_t max_requests = 1000;
+    std::uint32_t max_pending = 100;
+  };
+  std::optional<CircuitBreaker> circuit_breaker;
 };
 
 // Where a request value comes from: a header (name lowercased), a cookie or a query parameter.
@@ -98,6 +107,10 @@ struct SplitConfig {
   std::optional<AssignCookieConfig> assign_cookie;
   std::optional<OverrideConfig> overrides;
   bool expose_arm_header = false;
+  // When no endpoint of the chosen arm's cluster can take the request (all ejected, unhealthy or
+  // refusing), it goes to this arm instead of failing (canary-aware failure handling).
+  std::string fallback_arm;
+  std::size_t fallback_index = SIZE_MAX;  // into arms; SIZE_MAX: none
 };
 
 // Shadow traffic: a copy of a share of requests goes to another cluster; its answer is dropped.
@@ -129,6 +142,7 @@ struct RouteConfig {
   std::optional<RequireFlag> require_flag;
   std::optional<SplitConfig> split;    // instead of `cluster`
   std::optional<MirrorConfig> mirror;
+  std::optional<RetryPolicy> retry;
 };
 
 struct ListenerConfig {

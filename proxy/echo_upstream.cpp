@@ -119,6 +119,26 @@ void serve(tcp::socket sock, std::string name, std::uint64_t conn_id, EchoOption
       body_len += 64 * 1024 - req.body().size;
     }
     std::string target(req.target());
+    if (target == "/healthz" || target.rfind("/healthz?", 0) == 0) {
+      http::response<http::string_body> hz{static_cast<http::status>(options.healthz_status), req.version()};
+      hz.set(http::field::server, "fledge-echo");
+      hz.body() = options.healthz_status == 200 ? "ok\n" : "unhealthy\n";
+      hz.keep_alive(p.keep_alive());
+      hz.prepare_payload();
+      http::write(sock, hz, ec);
+      if (ec || !p.keep_alive()) return;
+      continue;
+    }
+    if (options.reset_rate > 0 && uniform(rng) < options.reset_rate) {
+      sock.set_option(asio::socket_base::linger(true, 0), ec);  // close() sends RST
+      sock.close(ec);
+      return;
+    }
+    if (options.hang_rate > 0 && uniform(rng) < options.hang_rate) {
+      char discard[1024];
+      while (!ec) sock.read_some(asio::buffer(discard), ec);  // until the client closes
+      return;
+    }
     bool misbehave = options.fail_match.empty();
     for (const auto& field : req)
       if (!misbehave && field.value().find(options.fail_match) != std::string_view::npos) misbehave = true;

@@ -11,7 +11,10 @@
 // Options make the whole upstream misbehave (a broken canary for rollout demos and tests):
 // --fail-rate R answers a share R of requests with --fail-status (503), --delay-ms N adds N ms;
 // with --fail-match TEXT both apply only to requests with a header value containing TEXT (a
-// broken flag variant: --fail-match new-checkout=on).
+// broken flag variant: --fail-match new-checkout=on). --reset-rate R resets the connection
+// (RST, no answer) for a share R of requests, --hang-rate R never answers a share R (the
+// connection stays open until the client gives up), --healthz-status N answers GET /healthz with
+// N (the other options never apply to /healthz).
 #include <string>
 
 namespace fledge::proxy {
@@ -23,6 +26,9 @@ struct EchoOptions {
   unsigned fail_status = 503;
   unsigned delay_ms = 0;      // added to every response
   std::string fail_match;     // non-empty: the two above only for requests with a header value containing it
+  double reset_rate = 0;      // share of requests answered by a connection reset
+  double hang_rate = 0;       // share of requests never answered
+  unsigned healthz_status = 200;
 };
 
 // Runs until the process is killed; returns a process exit code on startup failure.

@@ -38,6 +38,7 @@ constexpr const char* kUsage =
     "  fledge --check-config FILE      validate FILE; exit 0, or print every problem and exit 2\n"
     "  fledge echo-upstream [--listen HOST:PORT] [--name NAME] [--fail-rate R] [--fail-status N] [--delay-ms N]\n"
     "                       [--fail-match TEXT]  (failures and delay only for requests with a header value containing TEXT)\n"
+    "                       [--reset-rate R] [--hang-rate R] [--healthz-status N]  (resets, no answer, GET /healthz status)\n"
     "                                  run a test upstream that answers with what it received\n"
     "  fledge ctl status|split|flag|rollout ...\n"
     "                                  the admin API from the command line (fledge ctl --help)\n";
@@ -255,18 +256,23 @@ int main(int argc, char** argv) {
       else if (args[i] == "--name" && i + 1 < args.size()) opts.name = args[++i];
       else if (args[i] == "--fail-match" && i + 1 < args.size())
         opts.fail_match = std::string(args[++i]);
-      else if ((args[i] == "--fail-rate" || args[i] == "--fail-status" || args[i] == "--delay-ms") && i + 1 < args.size()) {
+      else if ((args[i] == "--fail-rate" || args[i] == "--fail-status" || args[i] == "--delay-ms" || args[i] == "--reset-rate" ||
+                args[i] == "--hang-rate" || args[i] == "--healthz-status") && i + 1 < args.size()) {
         const std::string_view name = args[i], text = args[++i];
-        const bool rate = name == "--fail-rate";
-        const double lo = name == "--fail-status" ? 100 : 0, hi = rate ? 1 : name == "--fail-status" ? 599 : 600'000;
+        const bool rate = name == "--fail-rate" || name == "--reset-rate" || name == "--hang-rate";
+        const bool status = name == "--fail-status" || name == "--healthz-status";
+        const double lo = status ? 100 : 0, hi = rate ? 1 : status ? 599 : 600'000;
         double v = 0;
         auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
         if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi || (!rate && v != std::floor(v))) {
           std::cerr << name << " must be " << (rate ? "a number" : "a whole number") << " from " << lo << " to " << hi << "\n";
           return 2;
         }
-        if (rate) opts.fail_rate = v;
+        if (name == "--fail-rate") opts.fail_rate = v;
+        else if (name == "--reset-rate") opts.reset_rate = v;
+        else if (name == "--hang-rate") opts.hang_rate = v;
         else if (name == "--fail-status") opts.fail_status = unsigned(v);
+        else if (name == "--healthz-status") opts.healthz_status = unsigned(v);
         else opts.delay_ms = unsigned(v);
       } else {
         std::cerr << "unknown argument: " << args[i] << "\n" << kUsage;

@@ -70,10 +70,16 @@ struct ArmCounters {
   std::array<Counter, rollout::kLatencyBuckets> latency{};  // fine buckets (rollout/histogram.hpp)
   Counter latency_sum_us{0};
   Counter overrides{0};
+  Counter fallbacks{0};  // requests for this arm that its route's fallback arm served
 };
 struct ClusterCounters {
   std::array<Counter, 3> errors{};  // by UpstreamError
   Gauge busy{0}, idle{0};           // upstream connections
+  std::array<Counter, 4> retries{};  // by AttemptResult - 1 (connect failure, reset, timeout, status)
+  std::array<Counter, 2> retried{};  // requests that were retried, by outcome: [0] answered below 500, [1] not
+  Counter budget_exhausted{0};       // retries the budget refused
+  Counter ejections{0};              // outlier ejections
+  Counter circuit_open{0};           // requests the circuit breaker refused
 };
 struct RouteCounters {
   std::array<Counter, 3> mirror{};  // by MirrorResult
@@ -184,6 +190,9 @@ class WorkerMetrics {
   }
   void override(std::size_t route, std::size_t arm) {
     if (enabled_) bump(arms_[route][arm]->overrides);
+  }
+  void fallback(std::size_t route, std::size_t arm) {
+    if (enabled_) bump(arms_[route][arm]->fallbacks);
   }
   void mirror(std::size_t route, MirrorResult r) {
     if (enabled_) bump(routes_[route]->mirror[static_cast<std::size_t>(r)]);

@@ -1,6 +1,8 @@
 #include "proxy/resilience.hpp"
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 
 namespace fledge::proxy {
 
@@ -71,6 +73,16 @@ bool OutlierState::record(AttemptResult r, unsigned status, const OutlierConfig&
   last_decay_ = until_;
   run_5xx_ = run_gateway_ = 0;
   return true;
+}
+
+std::shared_ptr<CircuitCounts> CircuitCounts::forCluster(const std::string& name) {
+  static std::mutex mu;  // taken when a configuration is applied, never per request
+  static std::map<std::string, std::weak_ptr<CircuitCounts>> all;
+  std::lock_guard lock(mu);
+  auto& slot = all[name];
+  auto counts = slot.lock();
+  if (!counts) slot = counts = std::make_shared<CircuitCounts>();
+  return counts;
 }
 
 std::uint32_t maxEjected(std::size_t endpoints, std::uint32_t max_ejection_percent) {

@@ -4,8 +4,11 @@
 // run of failures ejects it and for how long. No I/O and no clock of its own (times are passed
 // in), so each rule is unit-tested by simulation (tests/proxy/resilience_test.cpp); the session
 // and the upstream pool only apply the answers.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include <boost/beast/http/verb.hpp>
@@ -71,6 +74,15 @@ class OutlierState {
   std::uint32_t run_5xx_ = 0, run_gateway_ = 0;
   std::uint32_t times_ = 0;
   Clock::time_point until_{}, last_decay_{};
+};
+
+// A cluster's circuit-breaker counts, shared by every worker (only clusters with a
+// circuit_breaker use them: two relaxed atomic updates per request).
+struct CircuitCounts {
+  std::atomic<std::int64_t> requests{0};  // in flight to the cluster
+  std::atomic<std::int64_t> pending{0};   // waiting for a new upstream connection
+  // The process's counts for cluster `name` (made on first use, kept while referenced).
+  static std::shared_ptr<CircuitCounts> forCluster(const std::string& name);
 };
 
 // How many of `endpoints` may be ejected at once (at least one).

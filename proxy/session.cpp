@@ -96,6 +96,7 @@ Session::Session(Worker& worker, int fd, const tcp::endpoint& peer)
 }
 
 Session::~Session() {
+  leaveCluster();
   --w_.session_count_;
   add(w_.counters().downstream, -1);
   releaseUpstream(false);
@@ -246,6 +247,11 @@ void Session::onHeader() {
   tried_ = 0;
   any_refused_ = false;
   retried_ = false;
+  attempt_ = 1;
+  replayable_ = false;
+  replay_len_ = 0;
+  attempt_line_ = 0;
+  fell_back_ = false;
   startBody();
 }
 
@@ -256,7 +262,23 @@ void Session::connectUpstream() {
   phase_ = Phase::kConnect;
   auto now = Clock::now();
   UpstreamPool& pool = gen_->pool;
+  if (!cstate_) {
+    if (const auto& cb = pool.circuit(cluster_)) {
+      if (cb->requests.load(std::memory_order_relaxed) >= pool.settings(cluster_).circuit_breaker->max_requests) {
+        if (gen_->metrics->enabled()) bump(gen_->metrics->clusterBlock(cluster_)->circuit_open);
+        return reply(503, "circuit breaker open: too many requests to the cluster", !x_->req->is_done());
+      }
+      circuit_ = cb;
+      circuit_->requests.fetch_add(1, std::memory_order_relaxed);
+    }
+    cstate_ = pool.state(cluster_);
+    ++cstate_->requests;
+  }
   auto ep = pool.pick(cluster_, tried_, now);
+  // A policy retry prefers another endpoint, but takes a tried one rather than none (it failed
+  // this request, it is not ejected).
+  if (!ep && attempt_ > 1) ep = pool.pick(cluster_, 0, now);
+  if (!ep && fallBack()) return;
   if (!ep) {
     if (any_refused_) return reply(502, "upstream refused connection", true);
     return reply(503, "no healthy upstream", !keep_alive_ || !x_->req->is_done());
@@ -274,6 +296,14 @@ void Session::connectUpstream() {
     }
   }
   if (!pool.canOpen(cluster_, endpoint_)) return reply(503, "upstream connection limit reached", true);
+  if (circuit_) {
+    if (circuit_->pending.load(std::memory_order_relaxed) >= pool.settings(cluster_).circuit_breaker->max_pending) {
+      if (gen_->metrics->enabled()) bump(gen_->metrics->clusterBlock(cluster_)->circuit_open);
+      return reply(503, "circuit breaker open: too many requests waiting for a connection", !x_->req->is_done());
+    }
+    circuit_->pending.fetch_add(1, std::memory_order_relaxed);
+    pending_ = true;
+  }
   up_ep_ = endpoint;
   UpstreamPool::acquired(*up_ep_);
   upstream_reused_ = false;
@@ -283,12 +313,19 @@ void Session::connectUpstream() {
 }
 
 void Session::onConnect(error_code ec) {
+  if (pending_) {
+    circuit_->pending.fetch_sub(1, std::memory_order_relaxed);
+    pending_ = false;
+  }
   if (ec) {
     const auto& rc = gen_->snap->clusters[cluster_];
     if (timed_out_) {
       gen_->metrics->upstreamError(cluster_, UpstreamError::kTimeout);
       log::limited(g_connect_timeout_log, log::Level::kWarn, "upstream connect timeout", {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}});
       releaseUpstream(false);
+      attemptEnded(AttemptResult::kConnectFailure, 0);
+      if (endpoint_ < 64) tried_ |= std::uint64_t{1} << endpoint_;
+      if (retryAttempt(AttemptResult::kConnectFailure, 0)) return;
       return reply(504, "upstream connect timeout", true);
     }
     log::limited(g_connect_failed_log, log::Level::kWarn, "upstream connect failed",
@@ -296,6 +333,7 @@ void Session::onConnect(error_code ec) {
     releaseUpstream(false);
     if (ec == asio::error::operation_aborted) return;  // drain / shutdown
     gen_->metrics->upstreamError(cluster_, UpstreamError::kConnect);
+    attemptEnded(AttemptResult::kConnectFailure, 0);
     // Nothing was sent: the request can go to another endpoint.
     gen_->pool.eject(cluster_, endpoint_, Clock::now());
     any_refused_ = true;
@@ -406,7 +444,13 @@ void Session::onBodyPiece() {
       x_->mirror_body.append(x_->chunk.get(), x_->sink.size);
     }
   }
-  if (!up_ep_) return connectUpstream();
+  if (!up_ep_) {
+    // The first piece: when it is the whole body, a retry can send it again.
+    if (const RetryPolicy* rp = gen_->snap->config.routes[route_idx_].retry ? &*gen_->snap->config.routes[route_idx_].retry : nullptr)
+      replayable_ = x_->req->is_done() && x_->sink.size <= rp->max_body_bytes;
+    replay_len_ = x_->sink.size;
+    return connectUpstream();
+  }
   writeRequest();
 }
 
@@ -433,7 +477,7 @@ void Session::frameOut(std::size_t n, bool last) {
 void Session::writeRequest() {
   const bool last = x_->req->is_done();
   frameOut(x_->sink.size, last);
-  arm(gen_->snap->config.timeouts.upstream_response);
+  arm(responseTimeout());
   asio::async_write(up_, out_bufs_, [self = shared_from_this(), last](error_code ec, std::size_t) {
     self->head_pending_ = false;
     self->onRequestWritten(ec, last);
@@ -444,9 +488,15 @@ void Session::onRequestWritten(error_code ec, bool last) {
   if (ec) {
     if (timed_out_) {
       releaseUpstream(false);
+      attemptEnded(AttemptResult::kTimeout, 0);
+      if (retryAttempt(AttemptResult::kTimeout, 0)) return;
       return reply(504, "upstream timeout", true);
     }
     if (retryOnFreshConnection(ec)) return;
+    if (ec != asio::error::operation_aborted) {
+      attemptEnded(AttemptResult::kReset, 0);
+      if (retryAttempt(AttemptResult::kReset, 0)) return;
+    }
     return upstreamFailed(ec, "send");
   }
   if (!last) {
@@ -489,7 +539,7 @@ void Session::readResponseHeader() {
   x_->res->header_limit(kResponseHeaderLimit);
   x_->res->body_limit(std::numeric_limits<std::uint64_t>::max());
   if (plan_.head) x_->res->skip(true);
-  arm(gen_->snap->config.timeouts.upstream_response);
+  arm(responseTimeout());
   http::async_read_header(up_, x_->ubuf, *x_->res, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onResponseHeader(ec);
   });
@@ -502,12 +552,27 @@ void Session::onResponseHeader(error_code ec) {
       log::limited(g_response_timeout_log, log::Level::kWarn, "upstream response timeout", {{"cluster", gen_->snap->clusters[cluster_].config->name},
                                               {"endpoint", gen_->snap->clusters[cluster_].names[endpoint_]}});
       releaseUpstream(false);
+      attemptEnded(AttemptResult::kTimeout, 0);
+      if (retryAttempt(AttemptResult::kTimeout, 0)) return;
       return reply(504, "upstream timeout", true);
     }
     if (retryOnFreshConnection(ec)) return;
+    if (ec != asio::error::operation_aborted) {
+      attemptEnded(AttemptResult::kReset, 0);
+      if (retryAttempt(AttemptResult::kReset, 0)) return;
+    }
     return upstreamFailed(ec, "response");
   }
   unsigned status = x_->res->status();
+  if (status >= 200) {
+    const auto& route = gen_->snap->config.routes[route_idx_];
+    const bool retriable = route.retry && route.retry->retriesStatus(status);
+    attemptEnded(retriable ? AttemptResult::kStatus : AttemptResult::kOk, status);
+    if (retriable) {
+      if (endpoint_ < 64) tried_ |= std::uint64_t{1} << endpoint_;
+      if (retryAttempt(AttemptResult::kStatus, status)) return;
+    }
+  }
   if (status < 100 || status > 599) return upstreamFailed(http::error::bad_status, "invalid status code");
   // Framing Fledge relays exactly: a Transfer-Encoding must be exactly "chunked", without a
   // Content-Length (RFC 9112 §6.3: both at once "ought to be handled as an error"); any other
@@ -626,6 +691,8 @@ void Session::beginExchange(bool header_complete) {
 void Session::record(unsigned status) {
   if (recorded_) return;
   recorded_ = true;
+  if (attempt_ > 1 && gen_->metrics->enabled()) bump(gen_->metrics->clusterBlock(cluster_)->retried[status >= 500 ? 1 : 0]);
+  leaveCluster();
   const auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started_);
   gen_->metrics->request(route_idx_, arm_idx_, status, duration);
   for (std::uint8_t i = 0; i < x_->outcome_count; ++i) gen_->metrics->flagOutcome(x_->outcomes[i].slot, x_->outcomes[i].variant, status, duration);
@@ -698,6 +765,86 @@ bool Session::retryOnFreshConnection(error_code ec) {
   retried_ = true;
   x_->sink.reset(x_->chunk.get(), Exchange::kChunk);
   releaseUpstream(false);
+  connectUpstream();
+  return true;
+}
+
+std::chrono::milliseconds Session::responseTimeout() const {
+  const auto& cfg = gen_->snap->config;
+  const auto& retry = cfg.routes[route_idx_].retry;
+  if (retry && retry->per_try_timeout.count() > 0) return std::min(retry->per_try_timeout, cfg.timeouts.upstream_response);
+  return cfg.timeouts.upstream_response;
+}
+
+void Session::attemptEnded(AttemptResult r, unsigned status) {
+  gen_->pool.recordAttempt(cluster_, endpoint_, r, status, Clock::now());
+}
+
+bool Session::fallBack() {
+  const RouteSplit& rs = gen_->snap->route_splits[route_idx_];
+  if (!rs.config || fell_back_ || rs.config->fallback_index == SIZE_MAX || arm_idx_ == rs.config->fallback_index) return false;
+  const std::size_t to = rs.config->fallback_index;
+  fell_back_ = true;
+  gen_->metrics->fallback(route_idx_, arm_idx_);
+  // The upstream (and, if exposed, the client) learn the arm that served the request.
+  auto relabel = [&](std::string& lines) {
+    if (auto at = lines.find(rs.upstream_lines[arm_idx_]); at != std::string::npos)
+      lines.replace(at, rs.upstream_lines[arm_idx_].size(), rs.upstream_lines[to]);
+  };
+  relabel(x_->out_head);
+  relabel(x_->down_extra);
+  leaveCluster();
+  arm_idx_ = to;
+  cluster_ = rs.config->arms[to].cluster_index;
+  tried_ = 0;
+  any_refused_ = false;
+  connectUpstream();
+  return true;
+}
+
+void Session::leaveCluster() {
+  if (pending_) {
+    circuit_->pending.fetch_sub(1, std::memory_order_relaxed);
+    pending_ = false;
+  }
+  if (circuit_) {
+    circuit_->requests.fetch_sub(1, std::memory_order_relaxed);
+    circuit_.reset();
+  }
+  if (!cstate_) return;
+  --cstate_->requests;
+  if (retrying_) --cstate_->retries;
+  retrying_ = false;
+  cstate_.reset();
+}
+
+bool Session::retryAttempt(AttemptResult r, unsigned status) {
+  const auto& route = gen_->snap->config.routes[route_idx_];
+  if (!route.retry || responseStarted()) return false;
+  const RetryPolicy& p = *route.retry;
+  if (attempt_ >= p.attempts || !p.retriesOn(r, status) || !p.allowsMethod(x_->req->method())) return false;
+  // The whole request must be at hand to send again: no body, or one that fit the first piece.
+  if (plan_.framing != Framing::kNone && !replayable_) return false;
+  if (!cstate_) return false;
+  ClusterCounters& counters = *gen_->metrics->clusterBlock(cluster_);
+  if (!retrying_ && !retryBudgetAllows(cstate_->requests, cstate_->retries, p.budget_percent, p.min_retry_concurrency)) {
+    if (gen_->metrics->enabled()) bump(counters.budget_exhausted);
+    return false;
+  }
+  if (!retrying_) {
+    retrying_ = true;
+    ++cstate_->retries;
+  }
+  if (gen_->metrics->enabled()) bump(counters.retries[static_cast<std::size_t>(r) - 1]);
+  ++attempt_;
+  releaseUpstream(false);
+  // The upstream learns which attempt this is; the client learns nothing new.
+  std::string& head = x_->out_head;
+  if (attempt_line_) head.erase(attempt_line_, head.find("\r\n", attempt_line_) + 2 - attempt_line_);
+  else attempt_line_ = head.size() - 2;  // before the blank line that ends the head
+  head.insert(attempt_line_, "x-fledge-attempt: " + std::to_string(attempt_) + "\r\n");
+  x_->sink.size = replay_len_;
+  retried_ = true;  // no idle-connection reuse: a fresh connection for a retry
   connectUpstream();
   return true;
 }
@@ -786,6 +933,7 @@ void Session::lingerClose() {
 
 void Session::abort() {
   if (phase_ == Phase::kResponse && x_ && x_->res && x_->res->is_header_done()) record(x_->res->status());
+  leaveCluster();
   disarm();
   releaseUpstream(false);
   dropMirror();

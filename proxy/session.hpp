@@ -94,6 +94,16 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   // Failure paths.
   void upstreamFailed(error_code ec, const char* stage);
   bool retryOnFreshConnection(error_code ec);
+  // The route's retry policy after an attempt that ended with `r`: true when another attempt
+  // started (the failed one is released, the request is replayed on another endpoint).
+  bool retryAttempt(AttemptResult r, unsigned status);
+  // Outlier detection learns how the attempt on endpoint_ ended.
+  void attemptEnded(AttemptResult r, unsigned status);
+  std::chrono::milliseconds responseTimeout() const;  // per try, if the route sets one
+  void leaveCluster();  // the exchange no longer counts as in flight (retry budget, circuit breaker)
+  // No endpoint of the arm's cluster can take the request: the split's fallback arm does, if it
+  // has one. True when the request went there.
+  bool fallBack();
   void reply(unsigned status, std::string_view text, bool close);
   void lingerClose();
   void releaseUpstream(bool reusable);
@@ -140,8 +150,17 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   unsigned version_ = 11;
   std::size_t cluster_ = 0;
   std::size_t endpoint_ = 0;
-  std::uint64_t tried_ = 0;     // endpoints that refused during this exchange
+  std::uint64_t tried_ = 0;     // endpoints that refused or failed during this exchange
   bool any_refused_ = false;
+  unsigned attempt_ = 1;        // policy retries: the upstream sees x-fledge-attempt from 2 on
+  std::size_t replay_len_ = 0;  // the whole request body, when it fit the first piece
+  bool replayable_ = false;
+  bool retrying_ = false;       // a retry of this exchange counts against the budget
+  std::size_t attempt_line_ = 0;  // where x-fledge-attempt sits in the upstream head (0: not yet)
+  UpstreamPool::ClusterStateRef cstate_;  // set while the exchange counts as in flight
+  std::shared_ptr<CircuitCounts> circuit_;  // set while the exchange counts for a circuit breaker
+  bool pending_ = false;                    // ... and while it waits for a new connection
+  bool fell_back_ = false;                  // the split's fallback arm took the request
   std::size_t linger_bytes_ = 0;
 };
 

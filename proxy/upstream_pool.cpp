@@ -13,13 +13,15 @@ UpstreamPool::UpstreamPool(const Snapshot& snap, const WorkerMetrics& metrics, U
   std::unordered_set<const Endpoint*> carried;
   for (std::size_t c = 0; c < snap.clusters.size(); ++c) {
     const ResolvedCluster& rc = snap.clusters[c];
-    Cluster cs{*rc.config, {}, 0};
+    Cluster cs{*rc.config, {}, nullptr, nullptr, 0};
+    if (rc.config->circuit_breaker) cs.circuit = CircuitCounts::forCluster(rc.config->name);
     cs.settings.endpoints.clear();  // the resolved addresses below are what the pool uses
     const Cluster* old = nullptr;
     if (previous)
       for (const auto& pc : previous->clusters_)
         if (pc.settings.name == rc.config->name) old = &pc;
     if (old) cs.next = old->next;
+    cs.state = old ? old->state : std::make_shared<ClusterState>();
     for (const auto& addr : rc.endpoints) {
       EndpointRef ep;
       if (old)
@@ -124,6 +126,20 @@ void UpstreamPool::eject(std::size_t cluster, std::size_t endpoint, Clock::time_
   Endpoint& ep = *cs.endpoints[endpoint];
   ep.down_until = now + cs.settings.eject_time;
   closeIdle(ep);
+}
+
+bool UpstreamPool::recordAttempt(std::size_t cluster, std::size_t endpoint, AttemptResult r, unsigned status, Clock::time_point now) {
+  auto& cs = clusters_[cluster];
+  if (!cs.settings.outlier_detection) return false;
+  const OutlierConfig& cfg = *cs.settings.outlier_detection;
+  std::uint32_t ejected = 0;
+  for (const auto& ep : cs.endpoints) ejected += ep->outlier.ejected(now);
+  Endpoint& ep = *cs.endpoints[endpoint];
+  if (!ep.outlier.record(r, status, cfg, ejected < maxEjected(cs.endpoints.size(), cfg.max_ejection_percent), now)) return false;
+  ep.down_until = std::max(ep.down_until, ep.outlier.until());
+  closeIdle(ep);
+  bump(ep.counters->ejections);
+  return true;
 }
 
 void UpstreamPool::sweep(Clock::time_point now) {

@@ -16,6 +16,7 @@
 
 #include "proxy/config.hpp"
 #include "proxy/metrics.hpp"
+#include "proxy/resilience.hpp"
 
 namespace fledge::proxy {
 
@@ -35,10 +36,21 @@ class UpstreamPool {
     std::vector<Idle> idle;  // LIFO: the most recently used connection is the warmest
     std::uint32_t busy = 0;
     Clock::time_point down_until{};
+    OutlierState outlier;  // passive health (cluster outlier_detection)
     bool retired = false;
     std::shared_ptr<ClusterCounters> counters;  // the cluster's connection gauges
   };
   using EndpointRef = std::shared_ptr<Endpoint>;
+
+  // Per cluster and worker, carried across configurations by the cluster's name: the requests
+  // and retries in flight that the retry budget weighs.
+  struct ClusterState {
+    std::uint64_t requests = 0, retries = 0;
+  };
+  using ClusterStateRef = std::shared_ptr<ClusterState>;
+  const ClusterStateRef& state(std::size_t cluster) const { return clusters_[cluster].state; }
+  // The process-wide counts of a cluster with a circuit breaker; null without one.
+  const std::shared_ptr<CircuitCounts>& circuit(std::size_t cluster) const { return clusters_[cluster].circuit; }
 
   // `metrics` supplies each cluster's counter block; `previous` (may be null) the endpoint state
   // to carry over. Endpoints of `previous` that this pool does not carry are retired.
@@ -67,6 +79,9 @@ class UpstreamPool {
   static void release(Endpoint& ep, tcp::socket* reusable, std::uint32_t max_idle, Clock::time_point now);
 
   void eject(std::size_t cluster, std::size_t endpoint, Clock::time_point now);
+  // How an attempt on an endpoint ended, for outlier detection (a no-op without it). True when
+  // it ejected the endpoint.
+  bool recordAttempt(std::size_t cluster, std::size_t endpoint, AttemptResult r, unsigned status, Clock::time_point now);
 
   // Closes idle connections past their idle timeout.
   void sweep(Clock::time_point now);
@@ -76,6 +91,8 @@ class UpstreamPool {
   struct Cluster {
     ClusterConfig settings;
     std::vector<EndpointRef> endpoints;
+    ClusterStateRef state;
+    std::shared_ptr<CircuitCounts> circuit;
     std::size_t next = 0;  // round-robin cursor
   };
   static void closeIdle(Endpoint& ep);

@@ -18,8 +18,11 @@ using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT
 
 namespace {
 
-std::chrono::milliseconds sweepInterval(const Timeouts& t) {
+std::chrono::milliseconds sweepInterval(const Config& cfg) {
+  const Timeouts& t = cfg.timeouts;
   auto m = std::min({t.header_read, t.idle, t.body_read, t.upstream_connect, t.upstream_response});
+  for (const auto& r : cfg.routes)
+    if (r.retry && r.retry->per_try_timeout.count() > 0) m = std::min(m, r.retry->per_try_timeout);
   return std::clamp(m / 4, std::chrono::milliseconds(5), std::chrono::milliseconds(200));
 }
 
@@ -41,7 +44,7 @@ Worker::Worker(unsigned index, std::shared_ptr<const Snapshot> snap)
       gen_(std::make_shared<Generation>(std::move(snap), registry_, nullptr)),
       published_metrics_(gen_->metrics),
       random_(seed(index)),
-      sweep_interval_(sweepInterval(gen_->snap->config.timeouts)) {
+      sweep_interval_(sweepInterval(gen_->snap->config)) {
   // One thread runs this context: let Asio skip its internal locking where it can.
   ioc_.emplace(1);
   sweep_timer_.emplace(*ioc_);
@@ -207,7 +210,7 @@ void Worker::apply(std::shared_ptr<const Snapshot> snap) {
   // connections; counters carry over by name.
   auto next = std::make_shared<Generation>(std::move(snap), registry_, gen_.get());
   gen_ = std::move(next);
-  sweep_interval_ = sweepInterval(gen_->snap->config.timeouts);
+  sweep_interval_ = sweepInterval(gen_->snap->config);
   std::lock_guard lock(metrics_mu_);
   published_metrics_ = gen_->metrics;
 }

@@ -158,6 +158,14 @@ std::string config(const std::string& clusters_json, const std::string& routes_j
   return c + "}";
 }
 
+double metricSample(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
+  return -1;
+}
+
 Fledge::Fledge(const std::string& config_json) {
   config_path_ = writeTempFile(config_json);
   proc_ = std::make_unique<Process>(std::vector<std::string>{fledgeBinary(), "--config", config_path_});

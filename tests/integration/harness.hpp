@@ -97,6 +97,10 @@ std::string cluster(const std::string& name, const std::vector<std::string>& end
 // A minimal config: one listener on port 0, admin on port 0, the given clusters and routes.
 std::string config(const std::string& clusters_json, const std::string& routes_json, const std::string& extra = "");
 
+// In a Prometheus text exposition: the value of the sample whose line starts with `series`
+// (name and exact labels), or -1.
+double metricSample(const std::string& text, const std::string& series);
+
 // A blocking HTTP/1.1 client connection with a receive timeout.
 class Client {
  public:

@@ -19,15 +19,7 @@
 namespace fledge::test {
 namespace {
 
-// Value of the sample whose line starts with `series` (exact labels), or -1.
-double sample(const std::string& text, const std::string& series) {
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(series + " ", 0) == 0) return std::stod(line.substr(series.size() + 1));
-  }
-  return -1;
-}
+double sample(const std::string& text, const std::string& series) { return metricSample(text, series); }
 
 std::string mixConfig(const EchoUpstream& stable, const EchoUpstream& canary, const std::string& extra = "") {
   return config(
