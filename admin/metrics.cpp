@@ -38,6 +38,23 @@ MetricFamily family(const char* name, const char* help, MetricType type) {
 
 }  // namespace
 
+std::vector<MetricFamily> healthFamilies(const std::vector<proxy::HealthChecker::EndpointHealth>& states) {
+  auto healthy = family("fledge_endpoint_healthy", "1 while active health checks find the endpoint healthy, 0 while they hold it out.",
+                        MetricType::Gauge);
+  auto checks = family("fledge_health_checks_total", "Active health checks by cluster, endpoint and result.", MetricType::Counter);
+  for (const auto& s : states) {
+    auto m = metric({{"cluster", s.cluster}, {"endpoint", s.endpoint}});
+    m.gauge.value = s.healthy ? 1 : 0;
+    healthy.metric.push_back(std::move(m));
+    for (bool ok : {true, false}) {
+      auto c = metric({{"cluster", s.cluster}, {"endpoint", s.endpoint}, {"result", ok ? "pass" : "fail"}});
+      c.counter.value = static_cast<double>(ok ? s.passed : s.failed);
+      checks.metric.push_back(std::move(c));
+    }
+  }
+  return {std::move(healthy), std::move(checks)};
+}
+
 Metrics::Metrics(std::shared_ptr<const proxy::Snapshot> snap, Workers workers)
     : source_([snap = std::move(snap), workers = std::move(workers)] { return std::make_pair(snap, workers); }) {}
 

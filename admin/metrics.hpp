@@ -17,6 +17,7 @@
 #include <prometheus/metric_family.h>
 
 #include "admin/http_server.hpp"
+#include "proxy/health.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/snapshot.hpp"
 
@@ -49,6 +50,9 @@ struct ArmCounts {
 inline double histogramQuantile(const std::vector<std::uint64_t>& buckets, double q) {
   return rollout::histogramQuantile(buckets, proxy::kLatencyBoundsUs, q);
 }
+
+// fledge_endpoint_healthy and fledge_health_checks_total from the health checker's states.
+std::vector<prometheus::MetricFamily> healthFamilies(const std::vector<proxy::HealthChecker::EndpointHealth>& states);
 
 class Metrics {
  public:

@@ -195,7 +195,7 @@ void parseCluster(Walker& w, std::string_view name, element e, const std::string
   c.name.assign(name);
   if (!validName(name)) w.error(path, std::string("cluster name ") + kNameRule);
   bool has_endpoints = false;
-  w.object(e, path, {"endpoints", "lb", "max_connections", "max_idle", "idle_timeout_ms", "eject_ms", "outlier_detection", "circuit_breaker"},
+  w.object(e, path, {"endpoints", "lb", "max_connections", "max_idle", "idle_timeout_ms", "eject_ms", "outlier_detection", "circuit_breaker", "health_check"},
            [&](std::string_view key, element v, const std::string& sub) {
              if (key == "endpoints") {
                has_endpoints = true;
@@ -219,6 +219,32 @@ void parseCluster(Walker& w, std::string_view name, element e, const std::string
                w.millis(v, sub, c.idle_timeout);
              } else if (key == "eject_ms") {
                w.millis(v, sub, c.eject_time);
+             } else if (key == "health_check") {
+               auto& h = c.health_check.emplace();
+               w.object(v, sub, {"path", "interval_ms", "timeout_ms", "unhealthy_threshold", "healthy_threshold", "expected_statuses", "jitter_ms"},
+                        [&](std::string_view hk, element hv, const std::string& hp) {
+                          if (hk == "path") {
+                            if (w.string(hv, hp, h.path) && (h.path.empty() || h.path[0] != '/' || !isFieldValue(h.path) ||
+                                                             h.path.find(' ') != std::string::npos || h.path.size() > 1024))
+                              w.error(hp, "must start with \"/\" and hold no spaces or control characters (at most 1024)");
+                          } else if (hk == "interval_ms") w.millis(hv, hp, h.interval);
+                          else if (hk == "timeout_ms") w.millis(hv, hp, h.timeout);
+                          else if (hk == "unhealthy_threshold") w.uint(hv, hp, 1, 1000, h.unhealthy_threshold);
+                          else if (hk == "healthy_threshold") w.uint(hv, hp, 1, 1000, h.healthy_threshold);
+                          else if (hk == "jitter_ms") {
+                            std::uint64_t j = 0;
+                            if (w.uinteger(hv, hp, 0, 3'600'000, j)) h.jitter = std::chrono::milliseconds(j);
+                          } else {
+                            h.expected_statuses.clear();
+                            w.array(hv, hp, [&](element item, const std::string& ip, std::size_t) {
+                              unsigned code = 0;
+                              w.uint(item, ip, 100, 599, code);
+                              h.expected_statuses.push_back(code);
+                            });
+                            if (hv.is_array() && h.expected_statuses.empty()) w.error(hp, "must list at least one status");
+                          }
+                        });
+               if (h.timeout > h.interval) w.error(sub + ".timeout_ms", "must not exceed interval_ms");
              } else if (key == "circuit_breaker") {
                auto& cb = c.circuit_breaker.emplace();
                w.object(v, sub, {"max_requests", "max_pending"}, [&](std::string_view ck, element cv, const std::string& cp) {

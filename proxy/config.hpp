@@ -30,6 +30,17 @@ std::string parseHostPort(std::string_view s, HostPort& out, bool allow_port_zer
 
 enum class LbPolicy { kRoundRobin, kLeastRequest };
 
+// Active health checks of a cluster's endpoints (proxy/health.hpp).
+struct HealthCheckConfig {
+  std::string path = "/healthz";
+  std::chrono::milliseconds interval{1000};
+  std::chrono::milliseconds timeout{500};
+  std::uint32_t unhealthy_threshold = 3;
+  std::uint32_t healthy_threshold = 2;
+  std::vector<unsigned> expected_statuses{200};
+  std::chrono::milliseconds jitter{100};  // added at random to each interval, so checks spread
+};
+
 struct ClusterConfig {
   std::string name;
   std::vector<HostPort> endpoints;
@@ -39,6 +50,7 @@ struct ClusterConfig {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds eject_time{2'000};  // an endpoint that refused stays skipped this long
   std::optional<OutlierConfig> outlier_detection;  // passive: runs of failures eject an endpoint
+  std::optional<HealthCheckConfig> health_check;   // active: unhealthy endpoints get no requests
   // Circuit breaking over the whole process: beyond max_requests in flight to the cluster, or
   // max_pending waiting for a connection, requests get a fast 503.
   struct CircuitBreaker {

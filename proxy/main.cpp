@@ -23,6 +23,7 @@
 #include "proxy/access_log.hpp"
 #include "proxy/config.hpp"
 #include "proxy/echo_upstream.hpp"
+#include "proxy/health.hpp"
 #include "proxy/log.hpp"
 #include "proxy/server.hpp"
 #include "proxy/snapshot.hpp"
@@ -133,8 +134,13 @@ int run(const std::string& path, bool reseed) {
   }
   admin::Metrics metrics([&server, current] { return std::make_pair(current->load(), server->workerMetrics()); });
   if (api) metrics.setConfigVersion(api->version());
-  on_publish = [&server, &metrics, &api, current](std::shared_ptr<const proxy::Snapshot> s) {
+  // Active health checks: one checker for the process, following every published configuration.
+  proxy::HealthChecker health;
+  health.update(snap);
+  metrics.addCollector([&health] { return admin::healthFamilies(health.states()); });
+  on_publish = [&server, &metrics, &api, &health, current](std::shared_ptr<const proxy::Snapshot> s) {
     current->store(s);
+    health.update(s);
     server->publish(std::move(s));
     metrics.setConfigVersion(api->version());
   };

@@ -4,6 +4,7 @@
 
 #include <unordered_set>
 
+#include "proxy/health.hpp"
 #include "proxy/snapshot.hpp"
 
 namespace fledge::proxy {
@@ -22,7 +23,8 @@ UpstreamPool::UpstreamPool(const Snapshot& snap, const WorkerMetrics& metrics, U
         if (pc.settings.name == rc.config->name) old = &pc;
     if (old) cs.next = old->next;
     cs.state = old ? old->state : std::make_shared<ClusterState>();
-    for (const auto& addr : rc.endpoints) {
+    for (std::size_t i = 0; i < rc.endpoints.size(); ++i) {
+      const auto& addr = rc.endpoints[i];
       EndpointRef ep;
       if (old)
         for (const auto& oe : old->endpoints)
@@ -32,6 +34,7 @@ UpstreamPool::UpstreamPool(const Snapshot& snap, const WorkerMetrics& metrics, U
         ep->address = addr;
         ep->counters = metrics.clusterBlock(c);
       }
+      ep->health = rc.config->health_check ? healthFlag(rc.config->name, rc.names[i]) : nullptr;
       carried.insert(ep.get());
       cs.endpoints.push_back(std::move(ep));
     }
@@ -54,7 +57,8 @@ std::optional<std::size_t> UpstreamPool::pick(std::size_t cluster, std::uint64_t
   const std::size_t n = cs.endpoints.size();
   auto usable = [&](std::size_t i) {
     const Endpoint& e = *cs.endpoints[i];
-    return (i >= 64 || !(exclude & (std::uint64_t{1} << i))) && e.down_until <= now && !e.retired;
+    return (i >= 64 || !(exclude & (std::uint64_t{1} << i))) && e.down_until <= now && !e.retired &&
+           (!e.health || e.health->load(std::memory_order_relaxed));
   };
   if (cs.settings.lb == LbPolicy::kLeastRequest) {
     // Full scan from a rotating start so ties spread evenly; clusters are small.

@@ -37,6 +37,7 @@ class UpstreamPool {
     std::uint32_t busy = 0;
     Clock::time_point down_until{};
     OutlierState outlier;  // passive health (cluster outlier_detection)
+    std::shared_ptr<const std::atomic<bool>> health;  // active health (cluster health_check); null: not checked
     bool retired = false;
     std::shared_ptr<ClusterCounters> counters;  // the cluster's connection gauges
   };

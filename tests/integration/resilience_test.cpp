@@ -229,5 +229,41 @@ TEST(Resilience, TheCircuitBreakerOpensAndCloses) {
   EXPECT_EQ(c.request(http::verb::get, "/x").result_int(), 200);  // closed again once they finished
 }
 
+// Polls /metrics until `series` has `value`; how long it took, or nullopt after `limit`.
+std::optional<std::chrono::milliseconds> waitMetric(const Fledge& f, const std::string& series, double value, std::chrono::seconds limit) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < limit) {
+    if (metricSample(metrics(f), series) == value)
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+    std::this_thread::sleep_for(20ms);
+  }
+  return std::nullopt;
+}
+
+TEST(Resilience, HealthChecksTakeAnEndpointOutAndBringItBack) {
+  EchoUpstream good("good");
+  auto bad = std::make_unique<EchoUpstream>("bad", std::vector<std::string>{"--healthz-status", "503"});
+  const std::string bad_addr = bad->address();
+  Fledge f(config(R"({"app":{"endpoints":[")" + good.address() + R"(",")" + bad_addr + R"("],
+                     "health_check":{"path":"/healthz","interval_ms":100,"timeout_ms":80,"unhealthy_threshold":2,
+                                     "healthy_threshold":2,"jitter_ms":0}}})",
+                  R"([{"name":"app","match":{"path_prefix":"/"},"cluster":"app"}])"));
+  const std::string series = R"(fledge_endpoint_healthy{cluster="app",endpoint=")" + bad_addr + "\"}";
+  // Out within interval x unhealthy_threshold (200 ms), plus the first check's start and polling.
+  auto out = waitMetric(f, series, 0, 5s);
+  ASSERT_TRUE(out) << metrics(f);
+  EXPECT_LT(out->count(), 1000);
+  Client c(f.port());
+  for (int i = 0; i < 20; ++i) EXPECT_NE(c.request(http::verb::get, "/x").body().find("\"name\":\"good\""), std::string::npos);
+  // The endpoint recovers (a new process on the same address): back after healthy_threshold passes.
+  bad.reset();
+  EchoUpstream revived("revived", {"--listen", bad_addr});
+  ASSERT_TRUE(waitMetric(f, series, 1, 5s)) << metrics(f);
+  int to_revived = 0;
+  for (int i = 0; i < 20; ++i) to_revived += c.request(http::verb::get, "/x").body().find("\"name\":\"revived\"") != std::string::npos;
+  EXPECT_GE(to_revived, 8);  // round robin over two healthy endpoints
+  EXPECT_GT(metricSample(metrics(f), R"(fledge_health_checks_total{cluster="app",endpoint=")" + bad_addr + R"(",result="fail"})"), 1);
+}
+
 }  // namespace
 }  // namespace fledge::test

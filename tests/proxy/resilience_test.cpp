@@ -1,6 +1,8 @@
 // Retry decisions, the retry budget and outlier ejection, with an injected clock.
 #include "proxy/resilience.hpp"
 
+#include "proxy/health.hpp"
+
 #include <gtest/gtest.h>
 
 namespace fledge::proxy {
@@ -103,6 +105,26 @@ TEST(Outlier, ASuccessBreaksTheRunAndTheShareLimitHolds) {
   EXPECT_EQ(maxEjected(3, 50), 1u);
   EXPECT_EQ(maxEjected(10, 50), 5u);
   EXPECT_EQ(maxEjected(1, 10), 1u);  // at least one
+}
+
+TEST(Health, ThresholdsDecideTheTransitions) {
+  HealthCheckConfig cfg;
+  cfg.unhealthy_threshold = 3;
+  cfg.healthy_threshold = 2;
+  HealthState h;
+  EXPECT_TRUE(h.healthy());  // endpoints start in service
+  EXPECT_FALSE(h.record(false, cfg));
+  EXPECT_FALSE(h.record(false, cfg));
+  EXPECT_FALSE(h.record(true, cfg));   // a pass breaks the run
+  EXPECT_FALSE(h.record(false, cfg));
+  EXPECT_FALSE(h.record(false, cfg));
+  EXPECT_TRUE(h.record(false, cfg));   // three in a row: out
+  EXPECT_FALSE(h.healthy());
+  EXPECT_FALSE(h.record(true, cfg));
+  EXPECT_FALSE(h.record(false, cfg));  // a failure breaks the run back
+  EXPECT_FALSE(h.record(true, cfg));
+  EXPECT_TRUE(h.record(true, cfg));    // two passes in a row: back
+  EXPECT_TRUE(h.healthy());
 }
 
 }  // namespace
