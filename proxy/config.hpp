@@ -41,6 +41,13 @@ struct HealthCheckConfig {
   std::chrono::milliseconds jitter{100};  // added at random to each interval, so checks spread
 };
 
+// Circuit breaking over the whole process: beyond max_requests in flight to the cluster, or
+// max_pending waiting for a connection, requests get a fast 503.
+struct CircuitBreakerConfig {
+  std::uint32_t max_requests = 1000;
+  std::uint32_t max_pending = 100;
+};
+
 struct ClusterConfig {
   std::string name;
   std::vector<HostPort> endpoints;
@@ -51,13 +58,7 @@ struct ClusterConfig {
   std::chrono::milliseconds eject_time{2'000};  // an endpoint that refused stays skipped this long
   std::optional<OutlierConfig> outlier_detection;  // passive: runs of failures eject an endpoint
   std::optional<HealthCheckConfig> health_check;   // active: unhealthy endpoints get no requests
-  // Circuit breaking over the whole process: beyond max_requests in flight to the cluster, or
-  // max_pending waiting for a connection, requests get a fast 503.
-  struct CircuitBreaker {
-    std::uint32_t max_requests = 1000;
-    std::uint32_t max_pending = 100;
-  };
-  std::optional<CircuitBreaker> circuit_breaker;
+  std::optional<CircuitBreakerConfig> circuit_breaker;
 };
 
 // Where a request value comes from: a header (name lowercased), a cookie or a query parameter.
