@@ -136,10 +136,15 @@ bool UpstreamPool::recordAttempt(std::size_t cluster, std::size_t endpoint, Atte
   auto& cs = clusters_[cluster];
   if (!cs.settings.outlier_detection) return false;
   const OutlierConfig& cfg = *cs.settings.outlier_detection;
-  std::uint32_t ejected = 0;
-  for (const auto& ep : cs.endpoints) ejected += ep->outlier.ejected(now);
+  // The cluster's ejected share matters only when this attempt failed (a success never ejects).
+  bool may_eject = true;
+  if (r != AttemptResult::kOk || status >= 500) {
+    std::uint32_t ejected = 0;
+    for (const auto& other : cs.endpoints) ejected += other->outlier.ejected(now);
+    may_eject = ejected < maxEjected(cs.endpoints.size(), cfg.max_ejection_percent);
+  }
   Endpoint& ep = *cs.endpoints[endpoint];
-  if (!ep.outlier.record(r, status, cfg, ejected < maxEjected(cs.endpoints.size(), cfg.max_ejection_percent), now)) return false;
+  if (!ep.outlier.record(r, status, cfg, may_eject, now)) return false;
   ep.down_until = std::max(ep.down_until, ep.outlier.until());
   closeIdle(ep);
   bump(ep.counters->ejections);
