@@ -289,7 +289,7 @@ AdminApi::Error AdminApi::apply(State& s, std::string_view method, std::string_v
     return {};
   }
   if (kind == "routes") {
-    if (auto r = activeRolloutOn(s, name, true))
+    if (auto r = activeRolloutOf(s, RolloutTarget::kRoute, name, true))
       return err(409, "route \"" + name + "\" is under rollout \"" + *r + "\"; pause or abort it before changing the route",
                  "routes." + name);
     auto it = findByName(s.routes, name);
@@ -351,7 +351,7 @@ AdminApi::Error AdminApi::apply(State& s, std::string_view method, std::string_v
     return {};
   }
   if (kind == "flags") {
-    if (auto r = activeFlagRolloutOn(s, name, true))
+    if (auto r = activeRolloutOf(s, RolloutTarget::kFlag, name, true))
       return err(409, "flag \"" + name + "\" is under rollout \"" + *r + "\"; pause or abort it before changing the flag",
                  "flags." + name);
     std::string flag_map = getMember(s.flags, "flags").value_or("{}");

@@ -78,21 +78,12 @@ std::vector<std::string_view> splitPath(std::string_view path) {
   return out;
 }
 
-// The rollout under way on `route` (progressing, or also paused), if any.
-std::optional<std::string> activeRolloutOn(const State& s, std::string_view route, bool progressing_only) {
+std::optional<std::string> activeRolloutOf(const State& s, RolloutTarget kind, std::string_view target, bool progressing_only) {
+  const char* member = kind == RolloutTarget::kRoute ? "route" : "flag";
   for (const auto& [name, json] : s.rollouts) {
     auto st = RolloutStatus::fromJson(getMember(json, "status").value_or("{}"));
     if (!st || finished(st->phase) || (progressing_only && st->phase != RolloutPhase::kProgressing)) continue;
-    if (unquote(getMember(getMember(json, "spec").value_or("{}"), "route").value_or("\"\"")) == route) return name;
-  }
-  return std::nullopt;
-}
-
-std::optional<std::string> activeFlagRolloutOn(const State& s, std::string_view flag, bool progressing_only) {
-  for (const auto& [name, json] : s.rollouts) {
-    auto st = RolloutStatus::fromJson(getMember(json, "status").value_or("{}"));
-    if (!st || finished(st->phase) || (progressing_only && st->phase != RolloutPhase::kProgressing)) continue;
-    if (unquote(getMember(getMember(json, "spec").value_or("{}"), "flag").value_or("\"\"")) == flag) return name;
+    if (unquote(getMember(getMember(json, "spec").value_or("{}"), member).value_or("\"\"")) == target) return name;
   }
   return std::nullopt;
 }

@@ -32,10 +32,9 @@ inline auto findByName(std::vector<std::pair<std::string, std::string>>& v, std:
   return std::find_if(v.begin(), v.end(), [&](const auto& kv) { return kv.first == name; });
 }
 
-// The rollout under way on route `route` (progressing, or also paused), if any.
-std::optional<std::string> activeRolloutOn(const State& s, std::string_view route, bool progressing_only = false);
-// The rollout under way on flag `flag`, if any.
-std::optional<std::string> activeFlagRolloutOn(const State& s, std::string_view flag, bool progressing_only = false);
+// The rollout under way on the route or flag named `target` (progressing, or also paused), if any.
+enum class RolloutTarget { kRoute, kFlag };
+std::optional<std::string> activeRolloutOf(const State& s, RolloutTarget kind, std::string_view target, bool progressing_only = false);
 bool metricsEnabled(std::string_view config);
 
 }  // namespace fledge::admin

@@ -316,13 +316,13 @@ Response AdminApi::handleRolloutWrite(const Request& req, const std::string& act
       if (def.empty()) return errorResponse(req, err(400, "flag \"" + spec->flag + "\" has no defaultVariant to compare with", "flag"));
       if (def == spec->variant)
         return errorResponse(req, err(400, "\"" + spec->variant + "\" is already the flag's default variant", "variant"));
-      if (auto other = activeFlagRolloutOn(state_, spec->flag))
+      if (auto other = activeRolloutOf(state_, RolloutTarget::kFlag, spec->flag))
         return errorResponse(req, err(409, "flag \"" + spec->flag + "\" is already under rollout \"" + *other + "\"", "flag"));
       st.flag_before = json::serialize(*obj);
     } else {
       if (findByName(state_.routes, spec->route) == state_.routes.end())
         return errorResponse(req, err(400, "no route \"" + spec->route + "\"", "route"));
-      if (auto other = activeRolloutOn(state_, spec->route))
+      if (auto other = activeRolloutOf(state_, RolloutTarget::kRoute, spec->route))
         return errorResponse(req, err(409, "route \"" + spec->route + "\" is already under rollout \"" + *other + "\"", "route"));
     }
     // With pre-step webhooks the first step's weight waits for them; the canary starts at 0.
