@@ -1,10 +1,12 @@
 #pragma once
 // A running Fledge with the admin API on a fresh store, two echo upstreams and a split route:
 // shared by the admin API tests and the load tests.
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/integration/harness.hpp"
@@ -39,6 +41,31 @@ struct Stack {
   }
   void start() { f = std::make_unique<Fledge>(cfg); }
   std::uint16_t admin() const { return f->adminPort(); }
+};
+
+// GET /buy against `port` from many users (x-user-id u0, u1, ...), as fast as it is answered,
+// until destroyed (rollout tests need both arms busy while the controller decides).
+class BackgroundTraffic {
+ public:
+  explicit BackgroundTraffic(std::uint16_t port)
+      : thread_([this, port] {
+          std::uint64_t user = 0;
+          while (!stop_) {
+            try {
+              Client c(port);
+              for (int i = 0; i < 200 && !stop_; ++i) c.request(http::verb::get, "/buy", {{"x-user-id", "u" + std::to_string(user++)}});
+            } catch (...) {  // a connection the proxy closed: open the next one
+            }
+          }
+        }) {}
+  ~BackgroundTraffic() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 inline http::response<http::string_body> call(std::uint16_t port, http::verb method, const std::string& target,

@@ -144,8 +144,7 @@ struct CtlStack {
   EchoUpstream canary;
   std::string data_dir = tempDir();
   std::unique_ptr<Fledge> f;
-  std::atomic<bool> stop{false};
-  std::thread traffic;
+  std::unique_ptr<BackgroundTraffic> traffic;
 
   explicit CtlStack(std::vector<std::string> canary_args = {}, const std::string& admin_extra = "")
       : stable("stable"), canary("canary", canary_args) {
@@ -157,22 +156,12 @@ struct CtlStack {
            "flags":{"flags":{"f":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"on"}}})"));
   }
   ~CtlStack() {
-    stop = true;
-    if (traffic.joinable()) traffic.join();
+    traffic.reset();  // before Fledge goes
     f.reset();
     std::filesystem::remove_all(data_dir);
   }
-  void startTraffic() {
-    traffic = std::thread([this] {
-      while (!stop) {
-        try {
-          Client c(f->port());
-          for (int i = 0; i < 200 && !stop; ++i) c.request(http::verb::get, "/buy", {});
-        } catch (...) {
-        }
-      }
-    });
-  }
+  void startTraffic() { traffic = std::make_unique<BackgroundTraffic>(f->port()); }
+
   std::uint16_t admin() const { return f->adminPort(); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(admin()); }
   std::string get(const std::string& path) { return call(admin(), http::verb::get, path).body(); }

@@ -22,8 +22,7 @@ struct RolloutStack {
   EchoUpstream canary;
   std::string data_dir = tempDir();
   std::unique_ptr<Fledge> f;
-  std::atomic<bool> stop{false};
-  std::thread traffic;
+  std::unique_ptr<BackgroundTraffic> traffic;
 
   std::string cfg;
 
@@ -42,24 +41,12 @@ struct RolloutStack {
     f = std::make_unique<Fledge>(cfg);
   }
   ~RolloutStack() {
-    stop = true;
-    if (traffic.joinable()) traffic.join();
+    traffic.reset();  // before Fledge goes
     f.reset();
     std::filesystem::remove_all(data_dir);
   }
-  // Requests from many users (x-user-id u0, u1, ...), as fast as the stack answers them.
-  void startTraffic() {
-    traffic = std::thread([this] {
-      std::uint64_t user = 0;
-      while (!stop) {
-        try {
-          Client c(f->port());
-          for (int i = 0; i < 200 && !stop; ++i) c.request(http::verb::get, "/buy", {{"x-user-id", "u" + std::to_string(user++)}});
-        } catch (...) {
-        }
-      }
-    });
-  }
+  void startTraffic() { traffic = std::make_unique<BackgroundTraffic>(f->port()); }
+
   std::uint16_t admin() const { return f->adminPort(); }
   std::string get(const std::string& path) { return call(admin(), http::verb::get, path).body(); }
   // Polls the rollout until its phase is `phase` or `limit` passes; returns how long it took.
