@@ -20,9 +20,15 @@ struct SocketState : ClientConnection::tcp::socket {
 
 }  // namespace
 
+bool ClientConnection::startTls(SSL_CTX* ctx) {
+  tls_ = TlsConnection::accept(ctx, descriptor());
+  return tls_ != nullptr;
+}
+
 std::size_t ClientConnection::readSome(asio::mutable_buffer b, error_code& ec) {
   ec = {};
   if (b.size() == 0) return 0;
+  if (tls_) return tls_->read(b.data(), b.size(), ec);
   ssize_t r;
   do r = ::recv(descriptor(), b.data(), b.size(), 0);
   while (r < 0 && errno == EINTR);
@@ -55,7 +61,9 @@ ClientConnection::tcp::socket& ClientConnection::socket() {
 }
 
 bool ClientConnection::shutdown(tcp::socket::shutdown_type what) {
-  return isOpen() && ::shutdown(descriptor(), static_cast<int>(what)) == 0;
+  if (!isOpen()) return false;
+  if (tls_) tls_->shutdown();  // close_notify first, if the socket takes it now
+  return ::shutdown(descriptor(), static_cast<int>(what)) == 0;
 }
 
 void ClientConnection::cancel() {
@@ -63,6 +71,7 @@ void ClientConnection::cancel() {
   if (socket_.is_open()) socket_.cancel(ec);
 }
 
+// The TLS state stays until the connection object goes: an operation in flight may still hold it.
 void ClientConnection::close() {
   if (fd_ >= 0) {
     ::close(fd_);

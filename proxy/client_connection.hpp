@@ -4,6 +4,9 @@
 // the socket takes at once — a Connection: close request, nearly always — never registers: one
 // epoll_ctl and the reactor's bookkeeping fewer per connection. Reads and writes that must not
 // wait go straight to the descriptor; anything asynchronous goes through socket().
+// On a TLS listener the same calls carry TLS records (startTls, then asyncHandshake); the
+// asynchronous reads and writes (async_read_some, async_write_some: an Asio stream, so Beast and
+// asio::async_write take it) then wait for whatever OpenSSL needs.
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,6 +16,9 @@
 
 #include <array>
 #include <cerrno>
+#include <memory>
+
+#include "proxy/tls.hpp"
 
 namespace fledge::proxy {
 
@@ -27,6 +33,18 @@ class ClientConnection {
   ClientConnection(const ClientConnection&) = delete;
   ClientConnection& operator=(const ClientConnection&) = delete;
 
+  using executor_type = tcp::socket::executor_type;
+  executor_type get_executor() { return socket_.get_executor(); }
+
+  // TLS from now on, server side; false if OpenSSL could not make the connection.
+  bool startTls(SSL_CTX* ctx);
+  bool secure() const { return tls_ != nullptr; }
+  const TlsConnection* tls() const { return tls_.get(); }
+  template <class Handler>
+  void asyncHandshake(Handler&& handler) {
+    tls_ops::asyncHandshake(*tls_, socket(), std::forward<Handler>(handler));
+  }
+
   // Non-blocking: would_block when nothing is there yet, eof when the client closed.
   std::size_t readSome(boost::asio::mutable_buffer b, error_code& ec);
 
@@ -34,6 +52,7 @@ class ClientConnection {
   // send(2) flags, e.g. MSG_MORE for a last piece that a FIN follows at once.
   template <class ConstBufferSequence>
   std::size_t writeSome(const ConstBufferSequence& buffers, error_code& ec, int flags = 0) {
+    if (tls_) return tls_->write(buffers, ec);
     std::array<iovec, kMaxIov> iov;
     std::size_t n = 0, total = 0;
     for (auto it = boost::asio::buffer_sequence_begin(buffers); it != boost::asio::buffer_sequence_end(buffers) && n < kMaxIov; ++it) {
@@ -56,8 +75,29 @@ class ClientConnection {
   }
 
   // The Asio socket for operations that wait; registers the descriptor on first use. If that
-  // fails the connection is closed, and the operation fails with bad_descriptor.
+  // fails the connection is closed, and the operation fails with bad_descriptor. Reading or
+  // writing through it directly bypasses TLS: only waits and lingering reads of discarded bytes do.
   tcp::socket& socket();
+
+  // Asio stream operations (plain: the socket's own).
+  template <class MutableBufferSequence, class Handler>
+  void async_read_some(const MutableBufferSequence& buffers, Handler&& handler) {
+    if (tls_) return tls_ops::asyncReadSome(*tls_, socket(), buffers, std::forward<Handler>(handler));
+    socket().async_read_some(buffers, std::forward<Handler>(handler));
+  }
+  template <class ConstBufferSequence, class Handler>
+  void async_write_some(const ConstBufferSequence& buffers, Handler&& handler) {
+    if (tls_) return tls_ops::asyncWriteSome(*tls_, socket(), buffers, std::forward<Handler>(handler));
+    socket().async_write_some(buffers, std::forward<Handler>(handler));
+  }
+  // Completes when a readSome may find something: the descriptor is readable, or TLS already
+  // holds decrypted bytes (then at once, through a post).
+  template <class Handler>
+  void asyncWaitReadable(Handler&& handler) {
+    if (tls_ && tls_->pending()) return boost::asio::post(socket().get_executor(), std::bind(std::forward<Handler>(handler), error_code{}));
+    socket().async_wait(tls_ && tls_->want() == TlsConnection::Want::kWrite ? tcp::socket::wait_write : tcp::socket::wait_read,
+                        std::forward<Handler>(handler));
+  }
 
   bool shutdown(tcp::socket::shutdown_type what);  // false: not connected (any more)
   void cancel();  // pending asynchronous operations complete with operation_aborted
@@ -72,6 +112,7 @@ class ClientConnection {
   tcp::socket socket_;
   tcp protocol_;
   int fd_;  // >= 0 until the descriptor is handed to socket_
+  std::unique_ptr<TlsConnection> tls_;
 };
 
 }  // namespace fledge::proxy

@@ -191,11 +191,79 @@ bool parseEnum(Walker& w, element e, const std::string& path, std::initializer_l
   return false;
 }
 
-void parseCluster(Walker& w, std::string_view name, element e, const std::string& path, ClusterConfig& c) {
+// A file named in the configuration: relative paths are relative to the config file's directory.
+std::string configPath(const std::string& base_dir, const std::string& file) {
+  return !file.empty() && file[0] == '/' ? file : base_dir + "/" + file;
+}
+
+void parseTlsVersion(Walker& w, element e, const std::string& path, TlsVersion& out) {
+  parseEnum<TlsVersion>(w, e, path, {{"1.2", TlsVersion::k12}, {"1.3", TlsVersion::k13}}, out);
+}
+
+void parseFile(Walker& w, element e, const std::string& path, const std::string& base_dir, std::string& out) {
+  if (!w.string(e, path, out)) return;
+  if (out.empty()) return w.error(path, "must name a file");
+  out = configPath(base_dir, out);
+}
+
+// {"certificates": [{"cert_file", "key_file"}...], "min_version", "client_ca_file", "require_client_cert"}
+void parseServerTls(Walker& w, element e, const std::string& path, const std::string& base_dir, TlsServerConfig& t) {
+  bool has_certs = false;
+  w.object(e, path, {"certificates", "min_version", "client_ca_file", "require_client_cert"},
+           [&](std::string_view key, element v, const std::string& sub) {
+             if (key == "certificates") {
+               has_certs = true;
+               w.array(v, sub, [&](element item, const std::string& ip, std::size_t) {
+                 TlsCertificateFiles f;
+                 bool cert = false, keyf = false;
+                 w.object(item, ip, {"cert_file", "key_file"}, [&](std::string_view ck, element cv, const std::string& cp) {
+                   if (ck == "cert_file") {
+                     cert = true;
+                     parseFile(w, cv, cp, base_dir, f.cert_file);
+                   } else {
+                     keyf = true;
+                     parseFile(w, cv, cp, base_dir, f.key_file);
+                   }
+                 });
+                 if (item.is_object() && !cert) w.error(ip + ".cert_file", "is required");
+                 if (item.is_object() && !keyf) w.error(ip + ".key_file", "is required");
+                 t.certificates.push_back(std::move(f));
+               });
+               if (v.is_array() && t.certificates.empty()) w.error(sub, "must list at least one certificate");
+               if (t.certificates.size() > 64) w.error(sub, "at most 64 certificates");
+             } else if (key == "min_version") {
+               parseTlsVersion(w, v, sub, t.min_version);
+             } else if (key == "client_ca_file") {
+               parseFile(w, v, sub, base_dir, t.client_ca_file);
+             } else {
+               w.boolean(v, sub, t.require_client_cert);
+             }
+           });
+  if (e.is_object() && !has_certs) w.error(path + ".certificates", "is required");
+  if (t.require_client_cert && t.client_ca_file.empty()) w.error(path + ".require_client_cert", "needs client_ca_file");
+}
+
+// {"ca_file", "server_name", "verify", "cert_file", "key_file", "min_version"}
+void parseClientTls(Walker& w, element e, const std::string& path, const std::string& base_dir, TlsClientConfig& t) {
+  w.object(e, path, {"ca_file", "server_name", "verify", "cert_file", "key_file", "min_version"},
+           [&](std::string_view key, element v, const std::string& sub) {
+             if (key == "ca_file") parseFile(w, v, sub, base_dir, t.ca_file);
+             else if (key == "cert_file") parseFile(w, v, sub, base_dir, t.cert_file);
+             else if (key == "key_file") parseFile(w, v, sub, base_dir, t.key_file);
+             else if (key == "verify") w.boolean(v, sub, t.verify);
+             else if (key == "min_version") parseTlsVersion(w, v, sub, t.min_version);
+             else if (w.string(v, sub, t.server_name) && (t.server_name.empty() || t.server_name.size() > 253 || !isFieldValue(t.server_name) ||
+                                                          t.server_name.find_first_of(" /") != std::string::npos))
+               w.error(sub, "must be a host name or IP address");
+           });
+  if (t.cert_file.empty() != t.key_file.empty()) w.error(path, "cert_file and key_file go together");
+}
+
+void parseCluster(Walker& w, std::string_view name, element e, const std::string& path, const std::string& base_dir, ClusterConfig& c) {
   c.name.assign(name);
   if (!validName(name)) w.error(path, std::string("cluster name ") + kNameRule);
   bool has_endpoints = false;
-  w.object(e, path, {"endpoints", "lb", "max_connections", "max_idle", "idle_timeout_ms", "eject_ms", "outlier_detection", "circuit_breaker", "health_check"},
+  w.object(e, path, {"endpoints", "lb", "max_connections", "max_idle", "idle_timeout_ms", "eject_ms", "outlier_detection", "circuit_breaker", "health_check", "tls"},
            [&](std::string_view key, element v, const std::string& sub) {
              if (key == "endpoints") {
                has_endpoints = true;
@@ -245,6 +313,8 @@ void parseCluster(Walker& w, std::string_view name, element e, const std::string
                           }
                         });
                if (h.timeout > h.interval) w.error(sub + ".timeout_ms", "must not exceed interval_ms");
+             } else if (key == "tls") {
+               parseClientTls(w, v, sub, base_dir, c.tls.emplace());
              } else if (key == "circuit_breaker") {
                auto& cb = c.circuit_breaker.emplace();
                w.object(v, sub, {"max_requests", "max_pending"}, [&](std::string_view ck, element cv, const std::string& cp) {
@@ -664,15 +734,21 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
                  ListenerConfig l;
                  l.name = "listener-" + std::to_string(i);
                  bool has_address = false;
-                 w.object(item, ip, {"name", "address"}, [&](std::string_view lk, element lv, const std::string& lp) {
+                 w.object(item, ip, {"name", "address", "tls", "redirect_https"}, [&](std::string_view lk, element lv, const std::string& lp) {
                    if (lk == "name") {
                      if (w.string(lv, lp, l.name) && !validName(l.name)) w.error(lp, kNameRule);
+                   } else if (lk == "tls") {
+                     parseServerTls(w, lv, lp, base_dir, l.tls.emplace());
+                   } else if (lk == "redirect_https") {
+                     auto& port = l.redirect_https_port.emplace(443);
+                     w.object(lv, lp, {"port"}, [&](std::string_view, element pv, const std::string& pp) { w.uint(pv, pp, 1, 65535, port); });
                    } else {
                      has_address = true;
                      w.hostPort(lv, lp, l.address, true);
                    }
                  });
                  if (!has_address && item.is_object()) w.error(ip + ".address", "is required");
+                 if (l.tls && l.redirect_https_port) w.error(ip + ".redirect_https", "is for a plain listener (this one has tls)");
                  cfg.listeners.push_back(std::move(l));
                });
              } else if (key == "workers") {
@@ -682,8 +758,9 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
                    cfg.log_level != "warn" && cfg.log_level != "error")
                  w.error(path, "must be one of \"debug\", \"info\", \"warn\", \"error\"");
              } else if (key == "admin") {
-               w.object(v, path, {"listen", "data_dir", "tokens_file"}, [&](std::string_view ak, element av, const std::string& ap) {
+               w.object(v, path, {"listen", "data_dir", "tokens_file", "tls"}, [&](std::string_view ak, element av, const std::string& ap) {
                  if (ak == "listen") w.hostPort(av, ap, cfg.admin.listen, true);
+                 else if (ak == "tls") parseServerTls(w, av, ap, base_dir, cfg.admin.tls.emplace());
                  else if (ak == "data_dir") w.string(av, ap, cfg.admin.data_dir);
                  else w.string(av, ap, cfg.admin.tokens_file);
                });
@@ -736,7 +813,7 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
              } else if (key == "clusters") {
                w.object(v, path, {}, [&](std::string_view name, element cv, const std::string& cp) {
                  ClusterConfig c;
-                 parseCluster(w, name, cv, cp, c);
+                 parseCluster(w, name, cv, cp, base_dir, c);
                  cfg.clusters.push_back(std::move(c));
                });
              } else if (key == "flags") {
@@ -746,7 +823,7 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
                w.array(v, path, [&](element item, const std::string& ip, std::size_t) {
                  std::string file;
                  if (!w.string(item, ip, file)) return;
-                 std::string full = !file.empty() && file[0] == '/' ? file : base_dir + "/" + file;
+                 std::string full = configPath(base_dir, file);
                  std::ifstream in(full, std::ios::binary);
                  if (!in) {
                    w.error(ip, "cannot read flag file \"" + full + "\"");
@@ -777,8 +854,10 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
                  else w.uint(av, ap, 1, 1u << 20, cfg.access_log.queue_size);
                });
              } else if (key == "ofrep") {
-               w.object(v, path, {"enabled", "listen", "tokens_file"}, [&](std::string_view ok, element ov, const std::string& op) {
-                 if (ok == "enabled") {
+               w.object(v, path, {"enabled", "listen", "tokens_file", "tls"}, [&](std::string_view ok, element ov, const std::string& op) {
+                 if (ok == "tls") {
+                   parseServerTls(w, ov, op, base_dir, cfg.ofrep.tls.emplace());
+                 } else if (ok == "enabled") {
                    bool b = true;
                    if (ov.get_bool().get(b) != simdjson::SUCCESS) w.error(op, "must be a boolean");
                    cfg.ofrep.enabled = b;

@@ -11,6 +11,7 @@
 
 #include "proxy/http_head.hpp"
 #include "proxy/resilience.hpp"
+#include "proxy/tls_config.hpp"
 #include "proxy/uri.hpp"
 
 namespace fledge::flags {
@@ -59,6 +60,7 @@ struct ClusterConfig {
   std::optional<OutlierConfig> outlier_detection;  // passive: runs of failures eject an endpoint
   std::optional<HealthCheckConfig> health_check;   // active: unhealthy endpoints get no requests
   std::optional<CircuitBreakerConfig> circuit_breaker;
+  std::optional<TlsClientConfig> tls;  // speak TLS to the endpoints
 };
 
 // Where a request value comes from: a header (name lowercased), a cookie or a query parameter.
@@ -161,6 +163,9 @@ struct RouteConfig {
 struct ListenerConfig {
   std::string name;
   HostPort address;
+  std::optional<TlsServerConfig> tls;  // HTTPS
+  // A plain listener that answers every request with a redirect to https:// on this port.
+  std::optional<std::uint16_t> redirect_https_port;
 };
 
 struct Timeouts {
@@ -200,6 +205,7 @@ struct AdminConfig {
   HostPort listen{"127.0.0.1", 9901};
   std::string data_dir;     // the admin API's RocksDB store; empty: no /api/v1 (the file is the truth)
   std::string tokens_file;  // "name:role:token" lines; also FLEDGE_ADMIN_TOKENS
+  std::optional<TlsServerConfig> tls;
 };
 
 struct MetricsConfig {
@@ -221,6 +227,7 @@ struct OfrepConfig {
   bool enabled = true;
   HostPort listen{"127.0.0.1", 8016};
   std::string tokens_file;  // one token per line; also FLEDGE_OFREP_TOKENS (comma-separated)
+  std::optional<TlsServerConfig> tls;
 };
 
 struct Config {

@@ -90,6 +90,8 @@ struct VariantCounters {  // one flag variant (or "no value") by reason
 struct WorkerCounters {  // not tied to any configuration
   Gauge downstream{0};
   Counter access_log_dropped{0};
+  Counter tls_handshakes{0};          // downstream handshakes completed
+  Counter tls_handshake_failures{0};  // ... and failed or abandoned
 };
 
 // Names of series, as the registry keys them.

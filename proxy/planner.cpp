@@ -176,6 +176,18 @@ struct Planner {
       }
     }
 
+    if (facts.redirect_https_port) {
+      // The same host (its port replaced) and target, over HTTPS. Both were validated above.
+      std::string_view name = host;
+      if (!name.empty() && name[0] == '[') name = name.substr(0, name.find(']') + 1);
+      else name = name.substr(0, name.find(':'));
+      if (name.empty()) return refuse(400, "bad request: host");
+      x.out_head.assign("https://").append(name);
+      if (facts.redirect_https_port != 443) x.out_head.append(":").append(std::to_string(facts.redirect_https_port));
+      x.out_head.append(target == "*" ? "/" : target);
+      p.location = x.out_head;
+      return refuse(308, "use https", facts.has_body);
+    }
     auto route = snap.routes.match(host, path);
     if (!route) return refuse(404, "no route", facts.has_body);
     p.route = *route;
@@ -232,7 +244,7 @@ struct Planner {
     info.forwarded_host = host;
     if (facts.chunked) info.framing = Framing::kChunked;
     else if (facts.content_length) info.framing = Framing::kLength, info.content_length = *facts.content_length;
-    info.forward = ForwardInfo{client_ip, "http", request_id};
+    info.forward = ForwardInfo{client_ip, facts.secure ? "https" : "http", request_id};
     info.extra = x.flags_header;
     x.out_head.clear();
     appendRequestHead(x.out_head, head, info);

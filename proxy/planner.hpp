@@ -37,6 +37,8 @@ struct RequestFacts {
   std::optional<std::uint64_t> content_length;
   bool has_body = false;  // body bytes follow the head
   bool keep_alive = true;
+  bool secure = false;  // arrived over TLS (X-Forwarded-Proto: https)
+  std::uint16_t redirect_https_port = 0;  // non-zero: a redirect-to-HTTPS listener
 };
 
 // Reused evaluation memory (one per worker: requests are planned one at a time).
@@ -49,6 +51,7 @@ struct Plan {
   unsigned status = 0;       // non-zero: Fledge answers the request itself with this status
   const char* text = "";     // ... and this body
   bool close = false;        // ... and closes the connection after it
+  std::string_view location;  // ... with this Location (a redirect)
   bool client_close = false;  // the client asked to close
   bool head = false;          // a HEAD request
   bool expect_continue = false;  // Fledge answers 100 Continue before reading the body

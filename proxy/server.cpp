@@ -13,6 +13,17 @@ std::unique_ptr<Server> Server::create(std::shared_ptr<const Snapshot> snap, std
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) server->workers_.push_back(std::make_unique<Worker>(i, snap));
   for (const auto& l : snap->config.listeners) {
+    auto info = std::make_shared<ListenerInfo>();
+    info->name = l.name;
+    info->redirect_https_port = l.redirect_https_port.value_or(0);
+    if (l.tls) {
+      info->tls = ReloadableServerTls::create(l.name, *l.tls, error);
+      if (!info->tls) {
+        error = "listener " + l.name + ": " + error;
+        return nullptr;
+      }
+      tls_registry::add(info->tls);
+    }
     tcp::endpoint want;
     error = resolveHostPort(l.address, want);
     if (!error.empty()) {
@@ -21,7 +32,7 @@ std::unique_ptr<Server> Server::create(std::shared_ptr<const Snapshot> snap, std
     }
     for (auto& w : server->workers_) {
       boost::system::error_code ec;
-      auto bound = w->listen(want, ec);
+      auto bound = w->listen(want, info, ec);
       if (ec) {
         error = "listener " + l.name + ": cannot listen on " + l.address.str() + ": " + ec.message();
         return nullptr;

@@ -26,6 +26,7 @@ namespace {
 constexpr std::size_t kReadSize = 16 * 1024;
 
 // One limiter per kind of upstream failure line (README: Logs).
+log::Limiter g_tls_handshake_log, g_upstream_tls_log;
 log::Limiter g_connect_timeout_log, g_connect_failed_log, g_response_timeout_log, g_mid_response_log, g_upstream_failed_log;
 constexpr std::size_t kResponseHeaderLimit = 64 * 1024;
 constexpr std::size_t kLingerMaxBytes = 1 << 20;
@@ -85,8 +86,8 @@ std::string_view bufferView(const beast::flat_buffer& b) {
 
 // TCP_NODELAY comes from the listening socket, the peer address and non-blocking mode from
 // accept4() (Worker::acceptReady): no syscall here.
-Session::Session(Worker& worker, int fd, const tcp::endpoint& peer)
-    : w_(worker), down_(worker.ioc(), peer.protocol(), fd), up_(worker.ioc()) {
+Session::Session(Worker& worker, int fd, const tcp::endpoint& peer, const ListenerInfo& listener)
+    : w_(worker), listener_(listener), down_(worker.ioc(), peer.protocol(), fd), up_(worker.ioc()) {
   w_.sessions_.push_back(*this);
   ++w_.session_count_;
   add(w_.counters().downstream, 1);
@@ -106,6 +107,30 @@ Session::~Session() {
 
 // A new connection's request is usually there already: read it now, wait only if it is not.
 void Session::start() {
+  if (listener_.tls) {
+    // The certificates as they are now; a reload later does not touch this connection.
+    tls_contexts_ = listener_.tls->current();
+    if (!down_.startTls(tls_contexts_->defaultContext())) return;
+    phase_ = Phase::kHandshake;
+    arm(w_.snapshot().config.timeouts.header_read);
+    down_.asyncHandshake([self = shared_from_this()](error_code ec, std::size_t) { self->onHandshake(ec); });
+    return;
+  }
+  arm(w_.snapshot().config.timeouts.idle);
+  onReadable({});
+}
+
+void Session::onHandshake(error_code ec) {
+  tls_contexts_.reset();
+  if (ec) {
+    bump(w_.counters().tls_handshake_failures);
+    if (ec != asio::error::operation_aborted && ec != asio::error::eof && ec != asio::error::connection_reset)
+      log::limited(g_tls_handshake_log, log::Level::kDebug, "TLS handshake failed",
+                   {{"listener", listener_.name}, {"client", client_ip_}, {"error", down_.tls()->failure()}});
+    return;  // the connection closes with the session
+  }
+  bump(w_.counters().tls_handshakes);
+  phase_ = Phase::kIdle;
   arm(w_.snapshot().config.timeouts.idle);
   onReadable({});
 }
@@ -146,7 +171,7 @@ void Session::readHeader() {
   // Idle: nothing in flight, so the exchange's memory goes back to the worker until bytes come.
   w_.exchanges().give(std::move(x_));
   arm(w_.snapshot().config.timeouts.idle);
-  down_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code ec) { self->onReadable(ec); });
+  down_.asyncWaitReadable([self = shared_from_this()](error_code ec) { self->onReadable(ec); });
 }
 
 void Session::onReadable(error_code ec) {
@@ -155,7 +180,7 @@ void Session::onReadable(error_code ec) {
   std::size_t n = down_.readSome(x_->buf.prepare(kReadSize), ec);
   if (ec == asio::error::would_block || ec == asio::error::try_again) {
     w_.exchanges().give(std::move(x_));
-    down_.socket().async_wait(tcp::socket::wait_read, [self = shared_from_this()](error_code e) { self->onReadable(e); });
+    down_.asyncWaitReadable([self = shared_from_this()](error_code e) { self->onReadable(e); });
     return;
   }
   prepareParser();
@@ -206,7 +231,7 @@ void Session::parseBufferedHeader() {
     if (!start_line_done_ && requestLineTooLong(bufferView(x_->buf), limits.max_request_line))
       return reply(414, "request line too long", true);
   }
-  down_.socket().async_read_some(x_->buf.prepare(kReadSize), beast::bind_front_handler(&Session::onHeaderRead, shared_from_this()));
+  down_.async_read_some(x_->buf.prepare(kReadSize), beast::bind_front_handler(&Session::onHeaderRead, shared_from_this()));
 }
 
 void Session::onHeaderError(error_code ec) {
@@ -228,8 +253,8 @@ void Session::onHeader() {
   const auto& req = *x_->req;
   version_ = req.version();
   const auto length = req.content_length();
-  const RequestFacts facts{version_, req.method(), req.chunked(), length ? std::optional(*length) : std::nullopt,
-                           !req.is_done(), req.keep_alive()};
+  const RequestFacts facts{version_,         req.method(),           req.chunked(), length ? std::optional(*length) : std::nullopt,
+                           !req.is_done(),   req.keep_alive(),       down_.secure(), listener_.redirect_https_port};
   plan_ = plan(x_->req_head, facts, *gen_->snap, client_ip_, std::string_view(request_id_, sizeof request_id_), w_.random(),
                w_.planScratch(), *x_, gen_->metrics.get(), std::time(nullptr));
   route_idx_ = plan_.route;
@@ -361,7 +386,7 @@ void Session::startBody() {
 void Session::send100Continue() {
   x_->scratch = "HTTP/1.1 100 Continue\r\n\r\n";
   arm(gen_->snap->config.timeouts.body_read);
-  asio::async_write(down_.socket(), asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
+  asio::async_write(down_, asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
     self->readBody();
   });
@@ -405,7 +430,7 @@ void Session::readBody() {
   }
   if (pieceComplete()) return onBodyPiece();
   armBody();
-  http::async_read_some(down_.socket(), x_->buf, *x_->req, [self = shared_from_this()](error_code ec, std::size_t) {
+  http::async_read_some(down_, x_->buf, *x_->req, [self = shared_from_this()](error_code ec, std::size_t) {
     self->onRequestBodyRead(ec);
   });
 }
@@ -517,7 +542,7 @@ void Session::sendMirror() {
   info.forwarded_host = plan_.routed_host;
   info.framing = plan_.framing != Framing::kNone ? Framing::kLength : Framing::kNone;
   info.content_length = x_->mirror_body.size();
-  info.forward = ForwardInfo{client_ip_, "http", std::string_view(request_id_, sizeof request_id_)};
+  info.forward = ForwardInfo{client_ip_, down_.secure() ? "https" : "http", std::string_view(request_id_, sizeof request_id_)};
   std::string extra = x_->flags_header;
   extra += "x-fledge-shadow: 1\r\nConnection: close\r\n";
   info.extra = extra;
@@ -661,7 +686,7 @@ void Session::writeResponse() {
     b += k;
     n -= k;
   }
-  asio::async_write(down_.socket(), out_bufs_, [self = shared_from_this(), last](error_code e, std::size_t) {
+  asio::async_write(down_, out_bufs_, [self = shared_from_this(), last](error_code e, std::size_t) {
     if (e) return self->abort();
     self->onResponseWritten(last);
   });
@@ -894,13 +919,15 @@ void Session::reply(unsigned status, std::string_view text, bool close) {
   x_->scratch += "\r\nContent-Type: text/plain\r\nContent-Length: ";
   x_->scratch += std::to_string(text.size() + 1);
   x_->scratch += keep_alive_ ? (version_ == 10 ? "\r\nConnection: keep-alive" : "") : "\r\nConnection: close";
-  x_->scratch += "\r\nServer: fledge\r\n\r\n";
+  x_->scratch += "\r\nServer: fledge\r\n";
+  if (!plan_.location.empty()) appendHeaderLine(x_->scratch, "Location", plan_.location);
+  x_->scratch += "\r\n";
   if (!plan_.head) {  // a HEAD request gets the length of the body, not the body
     x_->scratch += text;
     x_->scratch += '\n';
   }
   arm(gen_ ? gen_->snap->config.timeouts.body_read : w_.snapshot().config.timeouts.body_read);
-  asio::async_write(down_.socket(), asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
+  asio::async_write(down_, asio::buffer(x_->scratch), [self = shared_from_this()](error_code ec, std::size_t) {
     if (ec) return self->abort();
     self->gen_.reset();
     if (!self->keep_alive_) return self->lingerClose();

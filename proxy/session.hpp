@@ -30,8 +30,8 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   using tcp = boost::asio::ip::tcp;
   using error_code = boost::system::error_code;
 
-  // `fd`: the accepted connection, non-blocking; the session owns it.
-  Session(Worker& worker, int fd, const tcp::endpoint& peer);
+  // `fd`: the accepted connection, non-blocking; the session owns it. `listener` outlives it.
+  Session(Worker& worker, int fd, const tcp::endpoint& peer, const ListenerInfo& listener);
   ~Session();
 
   void start();
@@ -43,6 +43,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
  private:
   // The one state the session reads: where the current exchange is.
   enum class Phase {
+    kHandshake,       // TLS handshake of a new connection
     kIdle,            // waiting for a request (no exchange memory held)
     kHeader,          // reading the request header
     kRequest,         // reading the request body (and, once connected, sending it)
@@ -54,6 +55,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   };
   bool responseStarted() const { return phase_ == Phase::kResponse || phase_ == Phase::kReply; }
 
+  void onHandshake(error_code ec);
   // Downstream request header.
   void readHeader();
   void onReadable(error_code ec);  // an idle connection has bytes (or EOF): take an exchange
@@ -117,7 +119,9 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void disarm() { deadline_ = Clock::time_point::max(); }
 
   Worker& w_;
+  const ListenerInfo& listener_;
   ClientConnection down_;
+  std::shared_ptr<const ServerTls> tls_contexts_;  // during the handshake (SNI chooses among them)
   tcp::socket up_;
   std::unique_ptr<Exchange> x_;  // from the worker's stock while a request is in flight
   const MirrorConfig* mirror_ = nullptr;  // set while this request is to be mirrored

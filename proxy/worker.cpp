@@ -59,7 +59,7 @@ Worker::~Worker() {
   ioc_.reset();  // frees remaining sessions while the pool and metrics still exist
 }
 
-Worker::tcp::endpoint Worker::listen(const tcp::endpoint& ep, boost::system::error_code& ec) {
+Worker::tcp::endpoint Worker::listen(const tcp::endpoint& ep, std::shared_ptr<const ListenerInfo> listener, boost::system::error_code& ec) {
   tcp::acceptor acc(*ioc_);
   acc.open(ep.protocol(), ec);
   if (ec) return {};
@@ -76,6 +76,7 @@ Worker::tcp::endpoint Worker::listen(const tcp::endpoint& ep, boost::system::err
   if (ec) return {};
   auto bound = acc.local_endpoint(ec);
   acceptors_.push_back(std::move(acc));
+  listeners_.push_back(std::move(listener));
   return bound;
 }
 
@@ -141,7 +142,7 @@ void Worker::acceptReady(std::size_t i) {
       ::close(fd);
       continue;
     }
-    std::make_shared<Session>(*this, fd, peer)->start();
+    std::make_shared<Session>(*this, fd, peer, *listeners_[i])->start();
   }
   asio::post(*ioc_, [this, i] { acceptReady(i); });
 }

@@ -23,6 +23,7 @@
 #include "proxy/metrics.hpp"
 #include "proxy/planner.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/tls.hpp"
 #include "proxy/upstream_pool.hpp"
 
 namespace fledge::proxy {
@@ -42,6 +43,13 @@ struct Generation {
   Generation(std::shared_ptr<const Snapshot> s, MetricsRegistry& registry, Generation* previous);
 };
 
+// What a session needs to know about the listener that accepted it.
+struct ListenerInfo {
+  std::string name;
+  std::shared_ptr<ReloadableServerTls> tls;  // null: plain HTTP
+  std::uint16_t redirect_https_port = 0;     // non-zero: answers every request with a redirect to HTTPS
+};
+
 using SessionHook = boost::intrusive::list_base_hook<boost::intrusive::link_mode<boost::intrusive::auto_unlink>>;
 
 class Worker {
@@ -54,8 +62,8 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Opens an acceptor on `ep` with SO_REUSEPORT; returns the bound endpoint.
-  tcp::endpoint listen(const tcp::endpoint& ep, boost::system::error_code& ec);
+  // Opens an acceptor on `ep` with SO_REUSEPORT for `listener`; returns the bound endpoint.
+  tcp::endpoint listen(const tcp::endpoint& ep, std::shared_ptr<const ListenerInfo> listener, boost::system::error_code& ec);
 
   void start();
   // Thread-safe: stop accepting, close idle connections, finish in-flight requests.
@@ -122,6 +130,7 @@ class Worker {
   // Destroyed explicitly first in ~Worker so that sessions freed with it still see the pool.
   std::optional<boost::asio::io_context> ioc_;
   std::vector<tcp::acceptor> acceptors_;
+  std::vector<std::shared_ptr<const ListenerInfo>> listeners_;  // index-aligned with acceptors_
   std::optional<boost::asio::steady_timer> sweep_timer_;
   std::thread thread_;
 };
