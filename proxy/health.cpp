@@ -19,6 +19,7 @@
 
 #include "proxy/log.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/upstream_connection.hpp"
 
 namespace fledge::proxy {
 namespace asio = boost::asio;
@@ -62,15 +63,20 @@ constexpr std::size_t kMaxAnswerBytes = 64 * 1024;
 // One endpoint under checks: a check, a wait of interval (+ jitter), the next check; until
 // stopped. Lives on the checker's thread; its operations hold it alive.
 struct Target : std::enable_shared_from_this<Target> {
-  Target(asio::io_context& ioc, std::string cluster, std::string name, tcp::endpoint address, HealthCheckConfig cfg)
-      : cluster(std::move(cluster)), name(std::move(name)), address(address), cfg(std::move(cfg)), timer(ioc), stream(ioc),
-        flag(healthFlag(this->cluster, this->name)) {}
+  Target(asio::io_context& ioc, std::string cluster, std::string name, tcp::endpoint address, HealthCheckConfig cfg,
+         std::shared_ptr<const ClientTls> tls, std::string tls_name)
+      : cluster(std::move(cluster)), name(std::move(name)), address(address), cfg(std::move(cfg)), tls(std::move(tls)),
+        tls_name(std::move(tls_name)), timer(ioc), deadline(ioc), stream(ioc), flag(healthFlag(this->cluster, this->name)) {}
 
   std::string cluster, name;
   tcp::endpoint address;
   HealthCheckConfig cfg;
+  std::shared_ptr<const ClientTls> tls;  // checks speak TLS as the cluster's requests do
+  std::string tls_name;
   asio::steady_timer timer;
-  beast::tcp_stream stream;
+  asio::steady_timer deadline;  // the whole check: connect, handshake, send, answer
+  bool timed_out = false;
+  UpstreamConnection stream;
   beast::flat_buffer buffer;
   http::request<http::empty_body> req;
   std::optional<http::response_parser<http::string_body>> parser;
@@ -94,20 +100,39 @@ struct Target : std::enable_shared_from_this<Target> {
     parser.emplace();
     parser->body_limit(kMaxAnswerBytes);
     buffer.clear();
-    stream.expires_after(cfg.timeout);  // the whole check: connect, send, answer
+    timed_out = false;
+    deadline.expires_after(cfg.timeout);
+    deadline.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec) return;
+      self->timed_out = true;
+      beast::error_code ignored;
+      self->stream.close(ignored);
+    });
+    stream = UpstreamConnection(static_cast<asio::io_context&>(timer.get_executor().context()));
     stream.async_connect(address, [self = shared_from_this()](beast::error_code ec) {
-      if (ec) return self->done(false, "connect: " + ec.message());
-      http::async_write(self->stream, self->req, [self](beast::error_code ec, std::size_t) {
-        if (ec) return self->done(false, "send: " + ec.message());
-        http::async_read(self->stream, self->buffer, *self->parser, [self](beast::error_code ec, std::size_t) {
-          if (ec) return self->done(false, ec == beast::error::timeout ? "timed out" : "answer: " + ec.message());
-          const unsigned status = self->parser->get().result_int();
-          const auto& ok = self->cfg.expected_statuses;
-          self->done(std::find(ok.begin(), ok.end(), status) != ok.end(), "status " + std::to_string(status));
-        });
+      if (ec) return self->fail("connect", ec);
+      if (!self->tls) return self->send();
+      if (!self->stream.startTls(*self->tls, self->tls_name)) return self->fail("tls", asio::error::no_memory);
+      self->stream.asyncHandshake([self](beast::error_code ec, std::size_t) {
+        if (ec) return self->done(false, "tls: " + (self->timed_out ? std::string("timed out") : self->stream.tls()->failure()));
+        self->send();
       });
     });
   }
+
+  void send() {
+    http::async_write(stream, req, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->fail("send", ec);
+      http::async_read(self->stream, self->buffer, *self->parser, [self](beast::error_code ec, std::size_t) {
+        if (ec) return self->fail("answer", ec);
+        const unsigned status = self->parser->get().result_int();
+        const auto& ok = self->cfg.expected_statuses;
+        self->done(std::find(ok.begin(), ok.end(), status) != ok.end(), "status " + std::to_string(status));
+      });
+    });
+  }
+
+  void fail(const char* stage, beast::error_code ec) { done(false, timed_out ? "timed out" : std::string(stage) + ": " + ec.message()); }
 
   void done(bool ok, const std::string& what);
   std::function<void(Target&, bool ok)> on_result;  // counts, under the checker's mutex
@@ -116,8 +141,9 @@ struct Target : std::enable_shared_from_this<Target> {
 
 void Target::done(bool ok, const std::string& what) {
   beast::error_code ignored;
+  deadline.cancel();
   stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-  stream.close();
+  stream.close(ignored);
   if (stopped) return;
   on_result(*this, ok);
   if (state.record(ok, cfg)) {
@@ -146,12 +172,13 @@ struct HealthChecker::Impl {
       for (std::size_t i = 0; i < rc.endpoints.size(); ++i) {
         const std::string key = rc.config->name + '\n' + rc.names[i];
         auto it = targets.find(key);
-        if (it != targets.end() && it->second->address == rc.endpoints[i]) {
+        const std::string tls_name = rc.tls ? rc.tls_names[i] : std::string();
+        if (it != targets.end() && it->second->address == rc.endpoints[i] && it->second->tls == rc.tls && it->second->tls_name == tls_name) {
           it->second->cfg = *rc.config->health_check;  // settings apply from the next check
           next.emplace(key, it->second);
           continue;
         }
-        auto t = std::make_shared<Target>(ioc, rc.config->name, rc.names[i], rc.endpoints[i], *rc.config->health_check);
+        auto t = std::make_shared<Target>(ioc, rc.config->name, rc.names[i], rc.endpoints[i], *rc.config->health_check, rc.tls, tls_name);
         t->rng = &rng;
         t->on_result = [this](Target& tg, bool ok) {
           std::lock_guard lock(mu);
@@ -166,8 +193,9 @@ struct HealthChecker::Impl {
       if (!next.count(key)) {
         t->stopped = true;
         t->timer.cancel();
+        t->deadline.cancel();
         beast::error_code ignored;
-        t->stream.socket().close(ignored);
+        t->stream.close(ignored);
         t->flag->store(true, std::memory_order_relaxed);  // no longer checked: not held out
       }
     std::lock_guard lock(mu);
@@ -184,8 +212,9 @@ HealthChecker::~HealthChecker() {
     for (auto& [key, t] : impl_->targets) {
       t->stopped = true;
       t->timer.cancel();
+      t->deadline.cancel();
       beast::error_code ignored;
-      t->stream.socket().close(ignored);
+      t->stream.close(ignored);
     }
   });
   impl_->guard.reset();

@@ -51,7 +51,8 @@ static_assert([] {
   return true;
 }(), "every coarse bound must be a fine bound, or a coarse bucket would split a fine one");
 
-enum class UpstreamError : std::uint8_t { kConnect = 0, kReset = 1, kTimeout = 2 };
+enum class UpstreamError : std::uint8_t { kConnect = 0, kReset = 1, kTimeout = 2, kTls = 3 };
+inline constexpr std::size_t kUpstreamErrorKinds = 4;
 enum class MirrorResult : std::uint8_t { kSent = 0, kDropped = 1, kFailed = 2 };
 inline constexpr std::size_t kReasons = 5;  // flags::Reason values
 
@@ -73,7 +74,7 @@ struct ArmCounters {
   Counter fallbacks{0};  // requests for this arm that its route's fallback arm served
 };
 struct ClusterCounters {
-  std::array<Counter, 3> errors{};  // by UpstreamError
+  std::array<Counter, kUpstreamErrorKinds> errors{};  // by UpstreamError
   Gauge busy{0}, idle{0};           // upstream connections
   std::array<Counter, 4> retries{};  // by AttemptResult - 1 (connect failure, reset, timeout, status)
   std::array<Counter, 2> retried{};  // requests that were retried, by outcome: [0] answered below 500, [1] not

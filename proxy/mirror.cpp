@@ -14,8 +14,9 @@ constexpr std::size_t kDiscard = 16 * 1024;
 }
 
 MirrorCall::MirrorCall(Worker& worker, std::string request, std::shared_ptr<Generation> gen, std::size_t route,
-                       asio::ip::tcp::endpoint endpoint, std::chrono::milliseconds timeout)
-    : w_(worker), request_(std::move(request)), gen_(std::move(gen)), route_(route), endpoint_(endpoint), socket_(worker.ioc()), timer_(worker.ioc()) {
+                       std::size_t cluster, std::size_t endpoint, std::chrono::milliseconds timeout)
+    : w_(worker), request_(std::move(request)), gen_(std::move(gen)), route_(route), cluster_(cluster), endpoint_(endpoint),
+      socket_(worker.ioc()), timer_(worker.ioc()) {
   timer_.expires_after(timeout);
 }
 
@@ -28,11 +29,22 @@ void MirrorCall::start() {
       self->socket_.close(ignored);  // timed out: abandon the copy
     }
   });
-  socket_.async_connect(endpoint_, [self = shared_from_this()](boost::system::error_code ec) { self->onConnect(ec); });
+  socket_.async_connect(gen_->pool.endpoint(cluster_, endpoint_)->address,
+                        [self = shared_from_this()](boost::system::error_code ec) { self->onConnect(ec); });
 }
 
 void MirrorCall::onConnect(boost::system::error_code ec) {
   if (ec) return finish(false);
+  const auto& rc = gen_->snap->clusters[cluster_];
+  if (!rc.tls) return send();
+  if (!socket_.startTls(*rc.tls, rc.tls_names[endpoint_])) return finish(false);
+  socket_.asyncHandshake([self = shared_from_this()](boost::system::error_code e, std::size_t) {
+    if (e) return self->finish(false);
+    self->send();
+  });
+}
+
+void MirrorCall::send() {
   asio::async_write(socket_, asio::buffer(request_),
                     [self = shared_from_this()](boost::system::error_code e, std::size_t) { self->onWrite(e); });
 }

@@ -12,6 +12,8 @@
 
 #include "proxy/http_head.hpp"
 
+#include "proxy/upstream_connection.hpp"
+
 namespace fledge::proxy {
 
 class Worker;
@@ -22,13 +24,13 @@ class MirrorCall : public std::enable_shared_from_this<MirrorCall> {
   // `request` is the complete request (head and body) to send. Takes over the slot the request
   // reserved with Worker::admitMirror; `gen` is the generation the request pinned.
   MirrorCall(Worker& worker, std::string request, std::shared_ptr<Generation> gen, std::size_t route,
-             boost::asio::ip::tcp::endpoint endpoint,
-             std::chrono::milliseconds timeout);
+             std::size_t cluster, std::size_t endpoint, std::chrono::milliseconds timeout);
   ~MirrorCall();
   void start();
 
  private:
   void onConnect(boost::system::error_code ec);
+  void send();
   void onWrite(boost::system::error_code ec);
   void readSome();
   void finish(bool ok);
@@ -37,8 +39,8 @@ class MirrorCall : public std::enable_shared_from_this<MirrorCall> {
   std::string request_;
   std::shared_ptr<Generation> gen_;
   std::size_t route_;
-  boost::asio::ip::tcp::endpoint endpoint_;
-  boost::asio::ip::tcp::socket socket_;
+  std::size_t cluster_, endpoint_;
+  UpstreamConnection socket_;
   boost::asio::steady_timer timer_;
   boost::beast::flat_buffer buffer_;
   Head head_;

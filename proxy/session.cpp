@@ -332,7 +332,7 @@ void Session::connectUpstream() {
   up_ep_ = endpoint;
   UpstreamPool::acquired(*up_ep_);
   upstream_reused_ = false;
-  up_ = tcp::socket(w_.ioc());
+  up_ = UpstreamConnection(w_.ioc());
   arm(gen_->snap->config.timeouts.upstream_connect);
   up_.async_connect(up_ep_->address, beast::bind_front_handler(&Session::onConnect, shared_from_this()));
 }
@@ -366,8 +366,33 @@ void Session::onConnect(error_code ec) {
     return connectUpstream();
   }
   error_code ignored;
-  up_.set_option(tcp::no_delay(true), ignored);
+  up_.socket().set_option(tcp::no_delay(true), ignored);
+  const auto& rc = gen_->snap->clusters[cluster_];
+  if (rc.tls) {
+    if (!up_.startTls(*rc.tls, rc.tls_names[endpoint_])) return onUpstreamHandshake(asio::error::no_memory);
+    return up_.asyncHandshake([self = shared_from_this()](error_code e, std::size_t) { self->onUpstreamHandshake(e); });
+  }
   onUpstreamReady();
+}
+
+// A TLS handshake that fails is never retried in plain text: the request fails (502) unless the
+// route's retry policy sends it to another endpoint, as after a refused connection.
+void Session::onUpstreamHandshake(error_code ec) {
+  if (!ec) return onUpstreamReady();
+  if (ec == asio::error::operation_aborted && !timed_out_) {
+    releaseUpstream(false);
+    return;  // drain / shutdown
+  }
+  const auto& rc = gen_->snap->clusters[cluster_];
+  const std::string why = timed_out_ ? "timed out" : up_.tls() ? up_.tls()->failure() : ec.message();
+  log::limited(g_upstream_tls_log, log::Level::kError, "upstream TLS handshake failed",
+               {{"cluster", rc.config->name}, {"endpoint", rc.names[endpoint_]}, {"server_name", rc.tls_names[endpoint_]}, {"error", why}});
+  gen_->metrics->upstreamError(cluster_, UpstreamError::kTls);
+  releaseUpstream(false);
+  attemptEnded(AttemptResult::kConnectFailure, 0);
+  if (endpoint_ < 64) tried_ |= std::uint64_t{1} << endpoint_;
+  if (retryAttempt(AttemptResult::kConnectFailure, 0)) return;
+  reply(502, "upstream TLS handshake failed", true);
 }
 
 // The body comes first: one chunk (all of a body up to Exchange::kChunk) is read before an upstream

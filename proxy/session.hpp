@@ -67,6 +67,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   // Upstream connection.
   void connectUpstream();
   void onConnect(error_code ec);
+  void onUpstreamHandshake(error_code ec);
   void onUpstreamReady();
   void send100Continue();
   // Request body relay.
@@ -122,7 +123,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   const ListenerInfo& listener_;
   ClientConnection down_;
   std::shared_ptr<const ServerTls> tls_contexts_;  // during the handshake (SNI chooses among them)
-  tcp::socket up_;
+  UpstreamConnection up_;
   std::unique_ptr<Exchange> x_;  // from the worker's stock while a request is in flight
   const MirrorConfig* mirror_ = nullptr;  // set while this request is to be mirrored
   char request_id_[32];

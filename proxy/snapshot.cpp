@@ -48,6 +48,15 @@ std::shared_ptr<const Snapshot> Snapshot::create(Config config, std::string& err
       }
       rc.endpoints.push_back(ep);
       rc.names.push_back(cc.endpoints[ei].str());
+      if (cc.tls) rc.tls_names.push_back(cc.tls->server_name.empty() ? cc.endpoints[ei].host : cc.tls->server_name);
+    }
+    if (cc.tls) {
+      std::string err;
+      rc.tls = ClientTls::obtain(*cc.tls, err);
+      if (!rc.tls) {
+        error = "clusters." + cc.name + ".tls: " + err;
+        return nullptr;
+      }
     }
     snap->clusters.push_back(std::move(rc));
   }

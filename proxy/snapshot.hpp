@@ -12,6 +12,7 @@
 #include "proxy/http_head.hpp"
 #include "proxy/router.hpp"
 #include "proxy/split.hpp"
+#include "proxy/tls.hpp"
 
 namespace fledge::proxy {
 
@@ -19,6 +20,8 @@ struct ResolvedCluster {
   const ClusterConfig* config = nullptr;
   std::vector<boost::asio::ip::tcp::endpoint> endpoints;
   std::vector<std::string> names;  // "host:port" as configured, for logs
+  std::shared_ptr<const ClientTls> tls;  // the cluster speaks TLS to its endpoints
+  std::vector<std::string> tls_names;    // per endpoint: the name sent (SNI) and verified
 };
 
 // What a route evaluates per request, resolved against the flag set.

@@ -28,11 +28,12 @@ UpstreamPool::UpstreamPool(const Snapshot& snap, const WorkerMetrics& metrics, U
       EndpointRef ep;
       if (old)
         for (const auto& oe : old->endpoints)
-          if (oe->address == addr && !carried.count(oe.get())) ep = oe;
+          if (oe->address == addr && oe->tls == rc.tls && !carried.count(oe.get())) ep = oe;
       if (!ep) {
         ep = std::make_shared<Endpoint>();
         ep->address = addr;
         ep->counters = metrics.clusterBlock(c);
+        ep->tls = rc.tls;
       }
       ep->health = rc.config->health_check ? healthFlag(rc.config->name, rc.names[i]) : nullptr;
       carried.insert(ep.get());
@@ -81,7 +82,19 @@ std::optional<std::size_t> UpstreamPool::pick(std::size_t cluster, std::uint64_t
   return std::nullopt;
 }
 
-std::optional<UpstreamPool::tcp::socket> UpstreamPool::takeIdle(std::size_t cluster, std::size_t endpoint,
+bool UpstreamConnection::idleAndClean() {
+  if (tls_) {
+    char b;
+    error_code ec;
+    tls_->read(&b, 1, ec);
+    return ec == boost::asio::error::would_block && tls_->want() == TlsConnection::Want::kRead;
+  }
+  char b;
+  ssize_t r = ::recv(socket_.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+std::optional<UpstreamConnection> UpstreamPool::takeIdle(std::size_t cluster, std::size_t endpoint,
                                                                 Clock::time_point now) {
   Endpoint& es = *clusters_[cluster].endpoints[endpoint];
   const auto timeout = clusters_[cluster].settings.idle_timeout;
@@ -93,9 +106,7 @@ std::optional<UpstreamPool::tcp::socket> UpstreamPool::takeIdle(std::size_t clus
     // Every reuse is checked, however fresh: a byte waiting on an idle connection belongs to no
     // request (a stray or late response), and EOF means the peer is gone. Either way the
     // connection is dropped, never handed to the next client.
-    char b;
-    ssize_t r = ::recv(idle.socket.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return std::move(idle.socket);
+    if (idle.conn.idleAndClean()) return std::move(idle.conn);
   }
   return std::nullopt;
 }
@@ -111,7 +122,7 @@ void UpstreamPool::acquired(Endpoint& ep) {
   add(ep.counters->busy, 1);
 }
 
-void UpstreamPool::release(Endpoint& ep, tcp::socket* reusable, std::uint32_t max_idle, Clock::time_point now) {
+void UpstreamPool::release(Endpoint& ep, UpstreamConnection* reusable, std::uint32_t max_idle, Clock::time_point now) {
   --ep.busy;
   add(ep.counters->busy, -1);
   if (reusable && reusable->is_open() && !ep.retired && ep.down_until <= now && ep.idle.size() < max_idle) {

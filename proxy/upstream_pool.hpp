@@ -17,6 +17,7 @@
 #include "proxy/config.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/resilience.hpp"
+#include "proxy/upstream_connection.hpp"
 
 namespace fledge::proxy {
 
@@ -30,7 +31,7 @@ class UpstreamPool {
   struct Endpoint {
     tcp::endpoint address;
     struct Idle {
-      tcp::socket socket;
+      UpstreamConnection conn;
       Clock::time_point since;
     };
     std::vector<Idle> idle;  // LIFO: the most recently used connection is the warmest
@@ -40,6 +41,7 @@ class UpstreamPool {
     std::shared_ptr<const std::atomic<bool>> health;  // active health (cluster health_check); null: not checked
     bool retired = false;
     std::shared_ptr<ClusterCounters> counters;  // the cluster's connection gauges
+    std::shared_ptr<const ClientTls> tls;  // what its connections speak: a change of TLS settings makes a new endpoint
   };
   using EndpointRef = std::shared_ptr<Endpoint>;
 
@@ -68,7 +70,7 @@ class UpstreamPool {
   const EndpointRef& endpoint(std::size_t cluster, std::size_t i) const { return clusters_[cluster].endpoints[i]; }
 
   // A kept-alive connection with nothing waiting on it (no stray byte, no EOF), or nullopt.
-  std::optional<tcp::socket> takeIdle(std::size_t cluster, std::size_t endpoint, Clock::time_point now);
+  std::optional<UpstreamConnection> takeIdle(std::size_t cluster, std::size_t endpoint, Clock::time_point now);
 
   // Whether a new connection may be opened (the per-endpoint cap counts busy + idle).
   bool canOpen(std::size_t cluster, std::size_t endpoint) const;
@@ -77,7 +79,7 @@ class UpstreamPool {
   // which goes to the endpoint state (whatever configuration is current by then).
   static void acquired(Endpoint& ep);
   // `max_idle` is the cluster setting of the configuration the request pinned.
-  static void release(Endpoint& ep, tcp::socket* reusable, std::uint32_t max_idle, Clock::time_point now);
+  static void release(Endpoint& ep, UpstreamConnection* reusable, std::uint32_t max_idle, Clock::time_point now);
 
   void eject(std::size_t cluster, std::size_t endpoint, Clock::time_point now);
   // How an attempt on an endpoint ended, for outlier detection (a no-op without it). True when

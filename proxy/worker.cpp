@@ -198,8 +198,7 @@ void Worker::mirror(std::string request, std::shared_ptr<Generation> gen, std::s
     return;
   }
   gen->metrics->mirror(route, MirrorResult::kSent);
-  auto address = gen->pool.endpoint(cluster, *ep)->address;
-  std::make_shared<MirrorCall>(*this, std::move(request), std::move(gen), route, address, timeout)->start();
+  std::make_shared<MirrorCall>(*this, std::move(request), std::move(gen), route, cluster, *ep, timeout)->start();
 }
 
 void Worker::publish(std::shared_ptr<const Snapshot> snap) {
