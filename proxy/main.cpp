@@ -27,6 +27,7 @@
 #include "proxy/log.hpp"
 #include "proxy/server.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/tls.hpp"
 
 namespace {
 
@@ -49,9 +50,27 @@ std::string addressString(const boost::asio::ip::tcp::endpoint& ep) {
   return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
 }
 
+// Problems only loading the files shows: certificates and keys that do not load or match.
+std::vector<std::string> checkTlsFiles(const proxy::Config& cfg) {
+  std::vector<std::string> out;
+  std::string err;
+  auto server = [&](const std::optional<proxy::TlsServerConfig>& tls, const std::string& where) {
+    if (tls && !proxy::ServerTls::create(*tls, err)) out.push_back(where + ".tls: " + err);
+  };
+  for (std::size_t i = 0; i < cfg.listeners.size(); ++i) server(cfg.listeners[i].tls, "listeners[" + std::to_string(i) + "]");
+  server(cfg.admin.tls, "admin");
+  server(cfg.ofrep.tls, "ofrep");
+  for (const auto& c : cfg.clusters)
+    if (c.tls && !proxy::ClientTls::obtain(*c.tls, err)) out.push_back("clusters." + c.name + ".tls: " + err);
+  return out;
+}
+
 int checkConfig(const std::string& path) {
   auto result = proxy::loadConfigFile(path);
   if (result.ok()) {
+    const auto problems = checkTlsFiles(*result.config);
+    for (const auto& p : problems) std::cerr << path << ": " << p << "\n";
+    if (!problems.empty()) return 2;
     std::cout << path << ": ok\n";
     return 0;
   }
@@ -212,7 +231,21 @@ int run(const std::string& path, bool reseed) {
   std::string signal_name;
   signals.async_wait([&](boost::system::error_code e, int sig) {
     if (!e) signal_name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
+    main_ioc.stop();
   });
+  // SIGHUP: certificates are read again (new handshakes use them; a bad file keeps the old ones).
+  boost::asio::signal_set hangup(main_ioc, SIGHUP);
+  std::function<void()> on_hangup = [&] {
+    hangup.async_wait([&](boost::system::error_code e, int) {
+      if (e) return;
+      log::info("SIGHUP: reloading TLS certificates");
+      proxy::tls_registry::reload(true);
+      on_hangup();
+    });
+  };
+  on_hangup();
+  // Certificate files are also watched: a change applies within a second.
+  proxy::tls_registry::startWatching(std::chrono::seconds(1));
 
   if (access_log) access_log->start();
   server->start();
@@ -229,6 +262,7 @@ int run(const std::string& path, bool reseed) {
   ready = true;
 
   main_ioc.run();
+  proxy::tls_registry::stopWatching();
   ready = false;
   log::info("draining", {{"signal", signal_name}, {"drain_ms", std::to_string(snap->config.timeouts.drain.count())}});
   bool clean = server->drainAndJoin(snap->config.timeouts.drain);
