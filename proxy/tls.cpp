@@ -259,18 +259,27 @@ std::shared_ptr<const ServerTls> ServerTls::create(const TlsServerConfig& cfg, s
   return out;
 }
 
-SSL_CTX* ServerTls::select(std::string_view host) const {
+int nameMatch(std::string_view cert_name, std::string_view host) {
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);
-  for (std::size_t i = 0; i < certs_.size(); ++i)
-    for (const auto& n : certs_[i].names)
-      if (iequal(n, host)) return contexts_[i]->native_handle();
+  if (host.empty()) return 0;
+  if (iequal(cert_name, host)) return 2;
+  if (cert_name.size() < 3 || cert_name.substr(0, 2) != "*.") return 0;
   const auto dot = host.find('.');
-  if (dot == std::string_view::npos || dot == 0) return nullptr;
-  const auto rest = host.substr(dot);  // ".example.com"
-  for (std::size_t i = 0; i < certs_.size(); ++i)
+  if (dot == std::string_view::npos || dot == 0) return 0;
+  return iequal(cert_name.substr(1), host.substr(dot)) ? 1 : 0;
+}
+
+SSL_CTX* ServerTls::select(std::string_view host) const {
+  // An exact name wins over a wildcard; among equals, the certificate listed first.
+  int best = 0;
+  SSL_CTX* chosen = nullptr;
+  for (std::size_t i = 0; i < certs_.size() && best < 2; ++i)
     for (const auto& n : certs_[i].names)
-      if (n.size() > 2 && n[0] == '*' && n[1] == '.' && iequal(std::string_view(n).substr(1), rest)) return contexts_[i]->native_handle();
-  return nullptr;
+      if (int m = nameMatch(n, host); m > best) {
+        best = m;
+        chosen = contexts_[i]->native_handle();
+      }
+  return chosen;
 }
 
 ReloadableServerTls::ReloadableServerTls(std::string listener, TlsServerConfig cfg, std::shared_ptr<const ServerTls> loaded)

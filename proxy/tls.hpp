@@ -61,6 +61,11 @@ class TicketKeys {
   std::size_t rotations_ = 0;
 };
 
+// How a certificate's DNS name `cert_name` (lowercase; "*.example.com" wildcards one leftmost
+// label) covers a requested `host` (any case, a trailing dot allowed): 2 exactly, 1 by its
+// wildcard, 0 not at all.
+int nameMatch(std::string_view cert_name, std::string_view host);
+
 // One loaded certificate, for logs and the expiry metric.
 struct LoadedCertificate {
   std::string cert_file;

@@ -49,7 +49,7 @@ struct Planned {
 
 // Parses `raw` as Fledge's session does and plans it.
 std::unique_ptr<Planned> run(const Snapshot& snap, const std::string& raw, std::uint64_t seed = 1,
-                             WorkerMetrics* metrics = nullptr) {
+                             WorkerMetrics* metrics = nullptr, bool secure = false, std::uint16_t redirect_https_port = 0) {
   auto out = std::make_unique<Planned>();
   HeadParser<true> parser(out->head, out->x.sink);
   parser.underscores(snap.config.http.underscores_in_headers);
@@ -61,7 +61,7 @@ std::unique_ptr<Planned> run(const Snapshot& snap, const std::string& raw, std::
   EXPECT_TRUE(parser.is_header_done());
   const auto len = parser.content_length();
   RequestFacts facts{parser.version(), parser.method(), parser.chunked(), len ? std::optional(*len) : std::nullopt,
-                     !parser.is_done(), parser.keep_alive()};
+                     !parser.is_done(), parser.keep_alive(), secure, redirect_https_port};
   Random random(seed);
   PlanScratch scratch;
   out->plan = plan(out->head, facts, snap, "10.0.0.7", "0123456789abcdef0123456789abcdef", random, scratch, out->x, metrics,
@@ -104,6 +104,34 @@ TEST(Planner, GateCannotBeWalkedAroundByPathForms) {
   EXPECT_EQ(tester->plan.status, 0u);
   EXPECT_EQ(tester->plan.target, "/beta/x?q=%2e");  // forwarded normalized, query untouched
   EXPECT_EQ(tester->x.out_head.rfind("GET /beta/x?q=%2e HTTP/1.1\r\nHost: z.test\r\n", 0), 0u) << tester->x.out_head;
+}
+
+TEST(Planner, RedirectListenerSendsEveryRequestToHttpsOnItsPort) {
+  auto snap = snapshot();
+  auto p = run(*snap, get("/cart?id=7", "shop.example:8080"), 1, nullptr, false, 8443);
+  EXPECT_EQ(p->plan.status, 308u);
+  EXPECT_EQ(p->plan.location, "https://shop.example:8443/cart?id=7");
+  p = run(*snap, get("/", "shop.example"), 1, nullptr, false, 443);
+  EXPECT_EQ(p->plan.location, "https://shop.example/");  // the default port is left out
+  p = run(*snap, get("/x", "[::1]:80"), 1, nullptr, false, 443);
+  EXPECT_EQ(p->plan.location, "https://[::1]/x");
+  p = run(*snap, "GET http://other.example/y HTTP/1.1\r\nHost: shop.example\r\n\r\n", 1, nullptr, false, 443);
+  EXPECT_EQ(p->plan.location, "https://other.example/y");  // absolute-form names the host
+  p = run(*snap, get("/x", "bad host"), 1, nullptr, false, 443);
+  EXPECT_EQ(p->plan.status, 400u);  // an invalid Host is refused, never echoed into Location
+  EXPECT_TRUE(p->plan.location.empty());
+}
+
+TEST(Planner, ForwardedProtoSaysHowTheClientCame) {
+  auto snap = snapshot();
+  auto plain = run(*snap, get("/"));
+  auto tls = run(*snap, get("/"), 1, nullptr, true);
+  EXPECT_NE(plain->x.out_head.find("X-Forwarded-Proto: http\r\n"), std::string::npos) << plain->x.out_head;
+  EXPECT_NE(tls->x.out_head.find("X-Forwarded-Proto: https\r\n"), std::string::npos) << tls->x.out_head;
+  // A client's own value never reaches the upstream.
+  auto spoof = run(*snap, get("/", "a.test", "X-Forwarded-Proto: https\r\n"));
+  EXPECT_NE(spoof->x.out_head.find("X-Forwarded-Proto: http\r\n"), std::string::npos) << spoof->x.out_head;
+  EXPECT_EQ(spoof->x.out_head.find("X-Forwarded-Proto: https"), std::string::npos);
 }
 
 TEST(Planner, AbsoluteFormReplacesHost) {

@@ -45,10 +45,11 @@ struct Pools {
 // A connected pair of loopback sockets: `client` goes into the pool, `server` plays the upstream.
 struct Pair {
   boost::asio::io_context ioc;
-  tcp::socket client{ioc}, server{ioc};
+  UpstreamConnection client{ioc};
+  tcp::socket server{ioc};
   Pair() {
     tcp::acceptor acc(ioc, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
-    client.connect(acc.local_endpoint());
+    client.socket().connect(acc.local_endpoint());
     acc.accept(server);
   }
 };
@@ -123,8 +124,8 @@ TEST(UpstreamPool, IdleConnectionWithStrayBytesOrEofIsNeverReused) {
   std::this_thread::sleep_for(20ms);  // let loopback deliver the bytes and the FIN
   auto s = p.p1->takeIdle(0, 0, now);  // fresh (idle for 0 s) and still checked
   ASSERT_TRUE(s);
-  EXPECT_EQ(s->remote_endpoint().port(), good.server.local_endpoint().port());
-  EXPECT_EQ(s->local_endpoint().port(), good.server.remote_endpoint().port());
+  EXPECT_EQ(s->socket().remote_endpoint().port(), good.server.local_endpoint().port());
+  EXPECT_EQ(s->socket().local_endpoint().port(), good.server.remote_endpoint().port());
   EXPECT_FALSE(p.p1->takeIdle(0, 0, now));
   EXPECT_EQ(read(p.m1->cluster("up")->idle), 0);
 }
