@@ -1,6 +1,7 @@
 #pragma once
 // A small HTTP/1.1 server on its own thread and io_context, for the control plane (health,
-// admin API, OFREP, metrics). Handlers run on that thread; bodies are bounded strings.
+// admin API, OFREP, metrics). Handlers run on that thread; bodies are bounded strings. With
+// setTls() it speaks HTTPS only, with the listener's reloadable certificates.
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -8,12 +9,18 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+namespace fledge::proxy {
+class ReloadableServerTls;
+}
 
 namespace fledge::admin {
 
@@ -46,6 +53,15 @@ class HttpServer {
   void handle(boost::beast::http::verb method, std::string path, Handler handler, Runs runs = Runs::kInline);
   void handlePrefix(boost::beast::http::verb method, std::string prefix, Handler handler, Runs runs = Runs::kInline);
 
+  // HTTPS: every connection accepted from then on starts with a TLS handshake, using the
+  // certificates `tls` holds when it is accepted (a reload applies to new connections). Call it
+  // before start().
+  void setTls(std::shared_ptr<proxy::ReloadableServerTls> tls) { tls_ = std::move(tls); }
+  // TLS handshakes completed, and failed (plain HTTP to an HTTPS port, a client that does not
+  // trust the certificate, a scanner); safe from any thread.
+  std::uint64_t tlsHandshakes() const { return tls_handshakes_.load(std::memory_order_relaxed); }
+  std::uint64_t tlsHandshakeFailures() const { return tls_handshake_failures_.load(std::memory_order_relaxed); }
+
   boost::asio::ip::tcp::endpoint listen(const boost::asio::ip::tcp::endpoint& ep, boost::system::error_code& ec);
   void start();
   void stop();
@@ -61,7 +77,8 @@ class HttpServer {
   static Response json(const Request& req, boost::beast::http::status status, std::string body);
 
  private:
-  class Connection;
+  template <class Stream>
+  class Connection;  // the request loop, over a plain or a TLS stream
   struct Route {
     boost::beast::http::verb method;
     std::string path;
@@ -76,6 +93,8 @@ class HttpServer {
 
   HttpServerOptions options_;
   std::vector<Route> routes_;
+  std::shared_ptr<proxy::ReloadableServerTls> tls_;  // null: plain HTTP
+  mutable std::atomic<std::uint64_t> tls_handshakes_{0}, tls_handshake_failures_{0};  // counted by connections
   struct Periodic {
     std::chrono::milliseconds period;
     std::function<void()> task;

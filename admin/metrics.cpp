@@ -19,7 +19,7 @@ using proxy::kLatencyBuckets;
 namespace {
 
 constexpr const char* kCodes[5] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
-constexpr const char* kErrorKinds[3] = {"connect", "reset", "timeout"};
+constexpr const char* kErrorKinds[proxy::kUpstreamErrorKinds] = {"connect", "reset", "timeout", "tls"};
 constexpr const char* kMirrorResults[3] = {"sent", "dropped", "failed"};
 
 ClientMetric metric(std::initializer_list<std::pair<const char*, std::string>> labels) {
@@ -53,6 +53,26 @@ std::vector<MetricFamily> healthFamilies(const std::vector<proxy::HealthChecker:
     }
   }
   return {std::move(healthy), std::move(checks)};
+}
+
+std::vector<MetricFamily> tlsFamilies(const std::vector<proxy::tls_registry::CertificateState>& certs, proxy::tls_registry::Counts counts) {
+  auto expiry = family("fledge_tls_certificate_expiry_timestamp_seconds",
+                       "When a TLS listener's certificate in use expires (notAfter), in Unix seconds; name is its first DNS name.",
+                       MetricType::Gauge);
+  for (const auto& c : certs) {
+    const std::string name = c.cert.names.empty() ? std::string() : c.cert.names.front();
+    auto m = metric({{"listener", c.listener}, {"file", c.cert.cert_file}, {"name", name}});
+    m.gauge.value = static_cast<double>(c.cert.not_after);
+    expiry.metric.push_back(std::move(m));
+  }
+  auto reloads = family("fledge_tls_certificate_reloads_total",
+                        "Reloads of TLS listeners' certificates (SIGHUP or changed files), by result; a failed one keeps the previous certificates.",
+                        MetricType::Counter);
+  for (bool ok : {true, false}) {
+    reloads.metric.push_back(metric({{"result", ok ? "ok" : "failed"}}));
+    reloads.metric.back().counter.value = static_cast<double>(ok ? counts.reloads_ok : counts.reloads_failed);
+  }
+  return {std::move(expiry), std::move(reloads)};
 }
 
 Metrics::Metrics(std::shared_ptr<const proxy::Snapshot> snap, Workers workers)
@@ -148,7 +168,7 @@ std::vector<MetricFamily> Metrics::collect() const {
   auto conns = family("fledge_upstream_connections", "Upstream connections by cluster and state.", MetricType::Gauge);
   for (const auto& cc : cfg.clusters) {
     auto block = [&](const proxy::WorkerMetrics& w) { return w.cluster(cc.name); };
-    for (std::size_t k = 0; k < 3; ++k) {
+    for (std::size_t k = 0; k < proxy::kUpstreamErrorKinds; ++k) {
       auto m = metric({{"cluster", cc.name}, {"kind", kErrorKinds[k]}});
       m.counter.value = static_cast<double>(sum(block, [&](const proxy::ClusterCounters& b) { return proxy::read(b.errors[k]); }));
       errors.metric.push_back(std::move(m));
@@ -272,6 +292,15 @@ std::vector<MetricFamily> Metrics::collect() const {
   dropped.metric.back().counter.value =
       static_cast<double>(sum(worker, [](const proxy::WorkerCounters& b) { return proxy::read(b.access_log_dropped); }));
   out.push_back(std::move(dropped));
+
+  auto handshakes = family("fledge_tls_handshakes_total", "TLS handshakes with clients on the proxy listeners, by result.", MetricType::Counter);
+  for (bool ok : {true, false}) {
+    handshakes.metric.push_back(metric({{"result", ok ? "ok" : "failed"}}));
+    handshakes.metric.back().counter.value = static_cast<double>(sum(worker, [ok](const proxy::WorkerCounters& b) {
+      return proxy::read(ok ? b.tls_handshakes : b.tls_handshake_failures);
+    }));
+  }
+  out.push_back(std::move(handshakes));
 
   auto version = family("fledge_config_version", "Version of the configuration in force.", MetricType::Gauge);
   auto admin = family("fledge_admin_requests_total", "Admin listener responses by status code.", MetricType::Counter);

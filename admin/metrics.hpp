@@ -20,6 +20,7 @@
 #include "proxy/health.hpp"
 #include "proxy/metrics.hpp"
 #include "proxy/snapshot.hpp"
+#include "proxy/tls.hpp"
 
 namespace fledge::admin {
 
@@ -53,6 +54,11 @@ inline double histogramQuantile(const std::vector<std::uint64_t>& buckets, doubl
 
 // fledge_endpoint_healthy and fledge_health_checks_total from the health checker's states.
 std::vector<prometheus::MetricFamily> healthFamilies(const std::vector<proxy::HealthChecker::EndpointHealth>& states);
+
+// fledge_tls_certificate_expiry_timestamp_seconds and fledge_tls_certificate_reloads_total from
+// the TLS listeners' certificates (proxy::tls_registry::certificates() and counts()).
+std::vector<prometheus::MetricFamily> tlsFamilies(const std::vector<proxy::tls_registry::CertificateState>& certs,
+                                                  proxy::tls_registry::Counts counts);
 
 class Metrics {
  public:

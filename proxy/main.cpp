@@ -173,6 +173,16 @@ int run(const std::string& path, bool reseed) {
   admin::HttpServerOptions admin_options;
   admin_options.on_response = [&metrics](unsigned status) { metrics.adminResponse(status); };
   admin::HttpServer admin(admin_options);
+  if (snap->config.admin.tls) {
+    auto tls = proxy::ReloadableServerTls::create("admin", *snap->config.admin.tls, err);
+    if (!tls) {
+      log::error("cannot start admin listener", {{"field", "admin.tls"}, {"error", err}});
+      return 1;
+    }
+    proxy::tls_registry::add(tls);
+    admin.setTls(std::move(tls));
+  }
+  metrics.addCollector([] { return admin::tlsFamilies(proxy::tls_registry::certificates(), proxy::tls_registry::counts()); });
   metrics.install(admin, std::move(metrics_tokens));
   if (api) api->install(admin);
   admin.every(std::chrono::seconds(1), [&metrics] { metrics.sample(admin::Metrics::Clock::now()); });
@@ -213,6 +223,15 @@ int run(const std::string& path, bool reseed) {
     }
     ofrep = std::make_unique<admin::OfrepService>([current] { return current->load()->config.flag_set; }, std::move(tokens));
     ofrep_server = std::make_unique<admin::HttpServer>();
+    if (snap->config.ofrep.tls) {
+      auto tls = proxy::ReloadableServerTls::create("ofrep", *snap->config.ofrep.tls, err);
+      if (!tls) {
+        log::error("cannot start OFREP listener", {{"field", "ofrep.tls"}, {"error", err}});
+        return 1;
+      }
+      proxy::tls_registry::add(tls);
+      ofrep_server->setTls(std::move(tls));
+    }
     ofrep->install(*ofrep_server);
     err = proxy::resolveHostPort(snap->config.ofrep.listen, ofrep_ep);
     if (err.empty()) {

@@ -107,6 +107,39 @@ TEST(ArmWindows, RenderMergesWorkers) {
   EXPECT_NE(text.find(R"(fledge_split_weight{route="web",arm="canary"} 10)"), std::string::npos) << text;
 }
 
+// One expiry sample per certificate in use (labelled by its first DNS name), and both reload
+// results from zero, through the collector hook as main.cpp adds them.
+TEST(TlsMetrics, CertificateExpiryAndReloads) {
+  std::vector<proxy::tls_registry::CertificateState> certs{
+      {"admin", {"/etc/fledge/admin.crt", {"admin.example", "alt.example"}, 1'900'000'000}},
+      {"main", {"/etc/fledge/a.crt", {"*.example.com"}, 1'800'000'000}},
+      {"main", {"/etc/fledge/cn-only.crt", {}, 1'700'000'000}}};
+  Metrics m(snapshot(), Workers{});
+  m.addCollector([&] { return tlsFamilies(certs, {3, 1}); });
+  std::string text = m.render();
+  EXPECT_NE(text.find("# TYPE fledge_tls_certificate_expiry_timestamp_seconds gauge"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(fledge_tls_certificate_expiry_timestamp_seconds{listener="admin",file="/etc/fledge/admin.crt",name="admin.example"} 1900000000)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(fledge_tls_certificate_expiry_timestamp_seconds{listener="main",file="/etc/fledge/a.crt",name="*.example.com"} 1800000000)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(fledge_tls_certificate_expiry_timestamp_seconds{listener="main",file="/etc/fledge/cn-only.crt",name=""} 1700000000)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("# TYPE fledge_tls_certificate_reloads_total counter"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(fledge_tls_certificate_reloads_total{result="ok"} 3)"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"(fledge_tls_certificate_reloads_total{result="failed"} 1)"), std::string::npos) << text;
+
+  // No TLS listener: no expiry samples, reloads at zero.
+  auto none = tlsFamilies({}, {});
+  ASSERT_EQ(none.size(), 2u);
+  EXPECT_TRUE(none[0].metric.empty());
+  ASSERT_EQ(none[1].metric.size(), 2u);
+  EXPECT_EQ(none[1].metric[0].counter.value, 0);
+  EXPECT_EQ(none[1].metric[1].counter.value, 0);
+}
+
 // Counters are keyed by name: a configuration change that keeps a series keeps its count, one
 // that removes it stops exporting it, and windows never go below zero.
 TEST(MetricCarryOver, SurvivingSeriesNeverGoBackwards) {
