@@ -34,7 +34,6 @@ constexpr const char* kCiphers12 =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
 constexpr const char* kGroups = "X25519:P-256:P-384";
-constexpr unsigned char kSessionContext[] = "fledge";
 
 // OpenSSL's queued errors, oldest first, as one line (and the queue emptied).
 std::string opensslErrors() {
@@ -151,19 +150,43 @@ int alpnCallback(SSL*, const unsigned char** out, unsigned char* outlen, const u
   return SSL_TLSEXT_ERR_NOACK;
 }
 
-int servernameCallback(SSL* ssl, int*, void* arg) {
-  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-  if (!name) return SSL_TLSEXT_ERR_OK;
-  if (SSL_CTX* ctx = static_cast<const ServerTls*>(arg)->select(name); ctx && ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx);
-  return SSL_TLSEXT_ERR_OK;
-}
-
 std::string fileFingerprint(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return path + ":missing;";
   return path + ":" + std::to_string(st.st_ino) + ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
          std::to_string(st.st_mtim.tv_nsec) + ";";
 }
+
+// SNI picks the certificate as soon as the ClientHello is in, before OpenSSL looks at a session
+// ticket: the switch brings the chosen context's session id context, so a ticket made under
+// another certificate or client-certificate policy does not resume (a full handshake instead).
+// The extension's layout (RFC 6066 §3): list length, then type, name length, name.
+int clientHelloCallback(SSL* ssl, int*, void* arg) {
+  const unsigned char* p = nullptr;
+  std::size_t len = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 5) return SSL_CLIENT_HELLO_SUCCESS;
+  const std::size_t list = (std::size_t{p[0]} << 8) | p[1];
+  const std::size_t name_len = (std::size_t{p[3]} << 8) | p[4];
+  if (list + 2 != len || p[2] != TLSEXT_NAMETYPE_host_name || name_len + 3 > list) return SSL_CLIENT_HELLO_SUCCESS;
+  const std::string_view name(reinterpret_cast<const char*>(p + 5), name_len);
+  if (SSL_CTX* ctx = static_cast<const ServerTls*>(arg)->select(name); ctx && ctx != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, ctx);
+  return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+// The name was acted on in clientHelloCallback; acknowledging it keeps it in the session.
+int servernameCallback(SSL*, int*, void*) { return SSL_TLSEXT_ERR_OK; }
+
+// A session resumes only where it was made: same certificate, same client-certificate policy.
+std::array<unsigned char, SSL_MAX_SID_CTX_LENGTH> sessionContext(const TlsServerConfig& cfg, std::size_t cert) {
+  std::string policy = "fledge\0" + cfg.certificates[cert].cert_file + '\0' + cfg.certificates[cert].key_file + '\0' +
+                       (cfg.client_ca_file.empty() ? "" : fileFingerprint(cfg.client_ca_file)) + '\0' +
+                       (cfg.require_client_cert ? "required" : "optional") + '\0' + (cfg.min_version == TlsVersion::k13 ? "13" : "12");
+  std::array<unsigned char, SSL_MAX_SID_CTX_LENGTH> out{};
+  unsigned int n = 0;
+  EVP_Digest(policy.data(), policy.size(), out.data(), &n, EVP_sha256(), nullptr);
+  return out;
+}
+
 
 bool iequal(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
@@ -235,10 +258,12 @@ std::shared_ptr<const ServerTls> ServerTls::create(const TlsServerConfig& cfg, s
     // Resumption by tickets only (shared by every worker, survive a reload); no per-process cache.
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(c, 1);
-    SSL_CTX_set_session_id_context(c, kSessionContext, sizeof kSessionContext - 1);
+    const auto sid = sessionContext(cfg, out->contexts_.size());
+    SSL_CTX_set_session_id_context(c, sid.data(), sid.size());
     SSL_CTX_set_timeout(c, static_cast<long>(TicketKeys::kKept - 1) * 3600);
     SSL_CTX_set_tlsext_ticket_key_evp_cb(c, ticketCallback);
     SSL_CTX_set_alpn_select_cb(c, alpnCallback, nullptr);
+    SSL_CTX_set_client_hello_cb(c, clientHelloCallback, out.get());
     SSL_CTX_set_tlsext_servername_callback(c, servernameCallback);
     SSL_CTX_set_tlsext_servername_arg(c, out.get());
     if (!cfg.client_ca_file.empty()) {
