@@ -173,15 +173,19 @@ int run(const std::string& path, bool reseed) {
   admin::HttpServerOptions admin_options;
   admin_options.on_response = [&metrics](unsigned status) { metrics.adminResponse(status); };
   admin::HttpServer admin(admin_options);
-  if (snap->config.admin.tls) {
-    auto tls = proxy::ReloadableServerTls::create("admin", *snap->config.admin.tls, err);
+  // HTTPS on a control-plane listener (reloaded with the proxy's certificates); false: cannot load.
+  auto serveTls = [&err](admin::HttpServer& server, const char* name, const std::optional<proxy::TlsServerConfig>& cfg) {
+    if (!cfg) return true;
+    auto tls = proxy::ReloadableServerTls::create(name, *cfg, err);
     if (!tls) {
-      log::error("cannot start admin listener", {{"field", "admin.tls"}, {"error", err}});
-      return 1;
+      log::error("cannot start listener", {{"field", std::string(name) + ".tls"}, {"error", err}});
+      return false;
     }
     proxy::tls_registry::add(tls);
-    admin.setTls(std::move(tls));
-  }
+    server.setTls(std::move(tls));
+    return true;
+  };
+  if (!serveTls(admin, "admin", snap->config.admin.tls)) return 1;
   metrics.addCollector([] { return admin::tlsFamilies(proxy::tls_registry::certificates(), proxy::tls_registry::counts()); });
   metrics.install(admin, std::move(metrics_tokens));
   if (api) api->install(admin);
@@ -223,15 +227,7 @@ int run(const std::string& path, bool reseed) {
     }
     ofrep = std::make_unique<admin::OfrepService>([current] { return current->load()->config.flag_set; }, std::move(tokens));
     ofrep_server = std::make_unique<admin::HttpServer>();
-    if (snap->config.ofrep.tls) {
-      auto tls = proxy::ReloadableServerTls::create("ofrep", *snap->config.ofrep.tls, err);
-      if (!tls) {
-        log::error("cannot start OFREP listener", {{"field", "ofrep.tls"}, {"error", err}});
-        return 1;
-      }
-      proxy::tls_registry::add(tls);
-      ofrep_server->setTls(std::move(tls));
-    }
+    if (!serveTls(*ofrep_server, "ofrep", snap->config.ofrep.tls)) return 1;
     ofrep->install(*ofrep_server);
     err = proxy::resolveHostPort(snap->config.ofrep.listen, ofrep_ep);
     if (err.empty()) {
