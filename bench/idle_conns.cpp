@@ -1,8 +1,11 @@
 // fledge_idle_conns: holds N idle HTTP/1.1 keep-alive connections open against one server, so
-// that bench/load can measure what an idle connection costs a proxy. Each connection first
-// completes one request (so per-connection buffers are warm), then waits; "ready N" on stdout
-// says all N are idle. They stay open until stdin reaches EOF, a signal, or --hold seconds.
-// Plain POSIX sockets and epoll, on purpose: nothing of Fledge's own stack is involved.
+// that bench/load and bench/tls can measure what an idle connection costs a proxy. Each
+// connection first completes one request (so per-connection buffers are warm), then waits;
+// "ready N" on stdout says all N are idle. They stay open until stdin reaches EOF, a signal,
+// or --hold seconds. With --tls every connection makes a full TLS handshake first (OpenSSL,
+// no session resumption) and "tls PROTOCOL CIPHER GROUP KEY" on stdout, before "ready",
+// describes the first one. POSIX sockets, epoll and OpenSSL, on purpose: nothing of Fledge's
+// own stack is involved.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,18 +17,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cctype>
+#include "client_common.hpp"
+
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace {
+
+using fledge_bench::Parse;
 
 constexpr std::string_view kRequest = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 // Tags for the two non-connection descriptors in epoll's data field; connections use their index.
@@ -39,12 +44,16 @@ struct Options {
   int concurrency = 64;  // connections being set up at once; keeps the accept backlog short
   int timeout_s = 60;    // for getting all of them idle
   int hold_s = 600;      // the longest they are held, whatever stdin does
+  bool tls = false;
+  std::string cafile;                   // with --tls: verify the server against it
+  std::string servername = "localhost";  // with --tls: SNI, and the name verified
 };
 
-enum class Phase { Connecting, Reading, Idle, Closed };
+enum class Phase { Connecting, Handshaking, Reading, Idle, Closed };
 
 struct Conn {
   int fd = -1;
+  SSL* ssl = nullptr;  // with --tls
   Phase phase = Phase::Connecting;
   std::string in;
 };
@@ -57,7 +66,7 @@ struct Conn {
 void usage(const char* argv0) {
   std::fprintf(stderr,
                "usage: %s --port PORT --count N [--host 127.0.0.1] [--concurrency 64] "
-               "[--timeout 60] [--hold 600]\n",
+               "[--timeout 60] [--hold 600] [--tls [--cafile CA.pem] [--servername localhost]]\n",
                argv0);
 }
 
@@ -65,6 +74,10 @@ Options parseOptions(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
     std::string_view a = argv[i];
+    if (a == "--tls") {
+      o.tls = true;
+      continue;
+    }
     if (i + 1 >= argc) {
       usage(argv[0]);
       fail("missing value for " + std::string(a));
@@ -76,6 +89,8 @@ Options parseOptions(int argc, char** argv) {
     else if (a == "--concurrency") o.concurrency = std::atoi(v);
     else if (a == "--timeout") o.timeout_s = std::atoi(v);
     else if (a == "--hold") o.hold_s = std::atoi(v);
+    else if (a == "--cafile") o.cafile = v;
+    else if (a == "--servername") o.servername = v;
     else {
       usage(argv[0]);
       fail("unknown option " + std::string(a));
@@ -86,77 +101,8 @@ Options parseOptions(int argc, char** argv) {
     usage(argv[0]);
     fail("--port and --count are required; all numbers must be positive");
   }
+  if (!o.tls && !o.cafile.empty()) fail("--cafile needs --tls");
   return o;
-}
-
-bool iequalsPrefix(std::string_view line, std::string_view name) {
-  if (line.size() < name.size()) return false;
-  for (size_t i = 0; i < name.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(line[i])) != name[i]) return false;
-  return true;
-}
-
-// Length of the complete chunked body at the start of `body`, or nullopt if not all there yet.
-std::optional<size_t> chunkedLength(std::string_view body) {
-  size_t pos = 0;
-  for (;;) {
-    size_t eol = body.find("\r\n", pos);
-    if (eol == std::string_view::npos) return std::nullopt;
-    unsigned long size = std::strtoul(std::string(body.substr(pos, eol - pos)).c_str(), nullptr, 16);
-    pos = eol + 2;
-    if (size == 0) {
-      // Trailers, then an empty line.
-      for (;;) {
-        eol = body.find("\r\n", pos);
-        if (eol == std::string_view::npos) return std::nullopt;
-        bool empty = eol == pos;
-        pos = eol + 2;
-        if (empty) return pos;
-      }
-    }
-    if (body.size() < pos + size + 2) return std::nullopt;
-    pos += size + 2;
-  }
-}
-
-enum class Parse { Incomplete, Done, Bad };
-
-// Whether `in` holds one complete 200 response that leaves the connection open.
-Parse parseResponse(std::string_view in, std::string& why) {
-  size_t head_end = in.find("\r\n\r\n");
-  if (head_end == std::string_view::npos) return Parse::Incomplete;
-  std::string_view head = in.substr(0, head_end + 2);
-  if (head.substr(0, 9) != "HTTP/1.1 " || head.substr(9, 3) != "200") {
-    why = "unexpected status line: " + std::string(head.substr(0, head.find("\r\n")));
-    return Parse::Bad;
-  }
-  std::optional<size_t> content_length;
-  bool chunked = false;
-  for (size_t pos = head.find("\r\n") + 2; pos < head.size();) {
-    size_t eol = head.find("\r\n", pos);
-    std::string_view line = head.substr(pos, eol - pos);
-    pos = eol + 2;
-    if (iequalsPrefix(line, "content-length:")) {
-      content_length = std::strtoul(std::string(line.substr(15)).c_str(), nullptr, 10);
-    } else if (iequalsPrefix(line, "transfer-encoding:")) {
-      chunked = line.find("chunked") != std::string_view::npos;
-    } else if (iequalsPrefix(line, "connection:") && line.find("close") != std::string_view::npos) {
-      why = "the server answered Connection: close";
-      return Parse::Bad;
-    }
-  }
-  std::string_view body = in.substr(head_end + 4);
-  if (chunked) {
-    auto n = chunkedLength(body);
-    if (!n) return Parse::Incomplete;
-    return *n == body.size() ? Parse::Done : (why = "bytes after the response", Parse::Bad);
-  }
-  if (!content_length) {
-    why = "response without Content-Length or chunked encoding";
-    return Parse::Bad;
-  }
-  if (body.size() < *content_length) return Parse::Incomplete;
-  return body.size() == *content_length ? Parse::Done : (why = "bytes after the response", Parse::Bad);
 }
 
 void raiseFdLimit(long needed) {
@@ -214,55 +160,123 @@ int main(int argc, char** argv) {
     ++in_setup;
   };
 
-  // One readiness event on connection `i` during setup: finish connecting and send the
-  // request, or read what the server sent and check whether the response is complete.
+  SSL_CTX* ctx = nullptr;
+  std::string tls_description;  // of the first handshake
+  if (opt.tls) {
+    std::string err;
+    ctx = fledge_bench::makeClientContext(opt.cafile, err);
+    if (ctx == nullptr) fail(err);
+  }
+
+  auto watch = [&](size_t i, uint32_t events) {
+    epoll_event ev{events, {.u64 = i}};
+    epoll_ctl(ep, EPOLL_CTL_MOD, conns[i].fd, &ev);
+  };
+  auto what = [](size_t i) { return "connection " + std::to_string(i) + ": "; };
+
+  // Reads what is there: true if the server closed the connection, or the connection failed
+  // (then `error` says how).
+  auto readAvailable = [&](size_t i, std::string& error) {
+    Conn& c = conns[i];
+    char buf[4096];
+    for (;;) {
+      if (c.ssl == nullptr) {
+        ssize_t n = recv(c.fd, buf, sizeof buf, 0);
+        if (n > 0) {
+          c.in.append(buf, static_cast<size_t>(n));
+          continue;
+        }
+        if (n == 0) return true;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
+        error = std::string("recv: ") + std::strerror(errno);
+        return true;
+      }
+      int n = SSL_read(c.ssl, buf, sizeof buf);
+      if (n > 0) {
+        c.in.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      switch (SSL_get_error(c.ssl, n)) {
+        case SSL_ERROR_WANT_READ:  // also after a record that held no data (a session ticket)
+          return false;
+        case SSL_ERROR_ZERO_RETURN:  // close_notify
+          return true;
+        case SSL_ERROR_SYSCALL:
+          if (errno == 0) return true;  // EOF without close_notify
+          error = std::string("SSL_read: ") + std::strerror(errno);
+          return true;
+        default:
+          error = "SSL_read: " + fledge_bench::sslError();
+          return true;
+      }
+    }
+  };
+
+  // One readiness event on connection `i` during setup: finish connecting (and the TLS
+  // handshake) and send the request, or read what the server sent and check whether the
+  // response is complete.
   auto onSetupEvent = [&](size_t i, uint32_t events) {
     Conn& c = conns[i];
     if (c.phase == Phase::Connecting) {
       int err = 0;
       socklen_t len = sizeof err;
       getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err != 0) fail("connection " + std::to_string(i) + ": connect: " + std::strerror(err));
-      // The request is a few bytes on a fresh socket: it goes out in one send.
-      if (send(c.fd, kRequest.data(), kRequest.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(kRequest.size()))
-        fail("connection " + std::to_string(i) + ": short send");
+      if (err != 0) fail(what(i) + "connect: " + std::strerror(err));
+      if (ctx == nullptr) {
+        // The request is a few bytes on a fresh socket: it goes out in one send.
+        if (send(c.fd, kRequest.data(), kRequest.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(kRequest.size()))
+          fail(what(i) + "short send");
+        c.phase = Phase::Reading;
+        watch(i, EPOLLIN | EPOLLRDHUP);
+        return;
+      }
+      c.ssl = fledge_bench::newClientConnection(ctx, c.fd, opt.servername, !opt.cafile.empty());
+      if (c.ssl == nullptr) fail(what(i) + "SSL_new: " + fledge_bench::sslError());
+      c.phase = Phase::Handshaking;
+    }
+    if (c.phase == Phase::Handshaking) {
+      int r = SSL_do_handshake(c.ssl);
+      if (r != 1) {
+        int e = SSL_get_error(c.ssl, r);
+        if (e == SSL_ERROR_WANT_READ) watch(i, EPOLLIN);
+        else if (e == SSL_ERROR_WANT_WRITE) watch(i, EPOLLOUT);
+        else fail(what(i) + "TLS handshake: " + fledge_bench::sslError());
+        return;
+      }
+      if (SSL_session_reused(c.ssl)) fail(what(i) + "TLS session resumed, expected a full handshake");
+      if (tls_description.empty()) tls_description = fledge_bench::describeTls(c.ssl);
+      // One small record on a fresh connection: it fits the socket buffer.
+      if (SSL_write(c.ssl, kRequest.data(), static_cast<int>(kRequest.size())) != static_cast<int>(kRequest.size()))
+        fail(what(i) + "SSL_write: " + fledge_bench::sslError());
       c.phase = Phase::Reading;
-      epoll_event ev{EPOLLIN | EPOLLRDHUP, {.u64 = i}};
-      epoll_ctl(ep, EPOLL_CTL_MOD, c.fd, &ev);
+      watch(i, EPOLLIN | EPOLLRDHUP);
       return;
     }
-    char buf[4096];
-    for (;;) {
-      ssize_t n = recv(c.fd, buf, sizeof buf, 0);
-      if (n > 0) {
-        c.in.append(buf, static_cast<size_t>(n));
-        continue;
-      }
-      if (n == 0) fail("connection " + std::to_string(i) + ": closed by the server before its response ended");
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      fail("connection " + std::to_string(i) + ": recv: " + std::strerror(errno));
+    std::string error;
+    bool closed = readAvailable(i, error);
+    if (!error.empty()) fail(what(i) + error);
+    auto response = fledge_bench::parseResponse(c.in);
+    if (response.state == Parse::Bad) fail(what(i) + response.why);
+    if (response.state == Parse::Incomplete) {
+      if (closed || (ctx == nullptr && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))))
+        fail(what(i) + "closed by the server before its response ended");
+      return;
     }
-    std::string why;
-    switch (parseResponse(c.in, why)) {
-      case Parse::Incomplete:
-        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-          fail("connection " + std::to_string(i) + ": closed before its response ended");
-        return;
-      case Parse::Bad:
-        fail("connection " + std::to_string(i) + ": " + why);
-      case Parse::Done:
-        std::string().swap(c.in);
-        c.phase = Phase::Idle;
-        --in_setup;
-        ++idle;
-        return;
-    }
+    if (response.status != 200) fail(what(i) + "status " + std::to_string(response.status) + ", expected 200");
+    if (response.close || closed) fail(what(i) + "the server closed the connection after the response");
+    std::string().swap(c.in);
+    c.phase = Phase::Idle;
+    --in_setup;
+    ++idle;
   };
 
-  // Anything arriving on an idle connection means the server closed it (or broke protocol).
+  // Anything arriving on an idle connection means the server closed it (or broke protocol),
+  // except, over TLS, a record that holds no data (a late session ticket).
   auto onIdleEvent = [&](size_t i) {
     Conn& c = conns[i];
     if (c.phase != Phase::Idle) return;
+    std::string error;
+    if (c.ssl != nullptr && !readAvailable(i, error) && c.in.empty()) return;
     epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
     close(c.fd);
     c.fd = -1;
@@ -283,6 +297,7 @@ int main(int argc, char** argv) {
       if (idle + closed_while_idle == opt.count && in_setup == 0) {
         if (closed_while_idle > 0)
           fail(std::to_string(closed_while_idle) + " connections were closed by the server while the rest were set up");
+        if (!tls_description.empty()) std::printf("tls %s\n", tls_description.c_str());
         std::printf("ready %ld\n", idle);
         std::fflush(stdout);
         ready = true;

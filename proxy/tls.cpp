@@ -56,6 +56,9 @@ bool commonSetup(ssl::context& ctx, TlsVersion min_version, std::string& error) 
   SSL_CTX* c = ctx.native_handle();
   SSL_CTX_set_options(c, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
   SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  // One read() takes whatever has arrived, not a record header and then its body (two calls per
+  // record). What it reads beyond the record stays in OpenSSL; SSL_has_pending() sees it.
+  SSL_CTX_set_read_ahead(c, 1);
   if (SSL_CTX_set_min_proto_version(c, versionOf(min_version)) != 1 || SSL_CTX_set_cipher_list(c, kCiphers12) != 1 ||
       SSL_CTX_set1_groups_list(c, kGroups) != 1) {
     error = "cannot set TLS defaults: " + opensslErrors();
