@@ -118,20 +118,24 @@ std::vector<std::string> namesOf(X509* cert) {
 // Session tickets: sealed with the process's newest key (AES-256-CBC + HMAC-SHA256, OpenSSL's
 // ticket format), opened with any kept key.
 int ticketCallback(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
+  // Fetched once: OpenSSL 3 would otherwise look the implementation up (locks, name compares)
+  // for every ticket.
+  static EVP_CIPHER* const aes = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  if (!aes) return -1;
   auto& keys = TicketKeys::process();
   TicketKeys::Key key;
   int result = 1;
   if (enc) {
     key = keys.current();
     std::memcpy(key_name, key.name.data(), key.name.size());
-    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(EVP_aes_256_cbc())) != 1) return -1;
-    if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1) return -1;
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(aes)) != 1) return -1;
+    if (EVP_EncryptInit_ex(cipher, aes, nullptr, key.aes.data(), iv) != 1) return -1;
   } else {
     bool renew = false;
     auto found = keys.find(key_name, renew);
     if (!found) return 0;  // unknown or expired key: a full handshake
     key = *found;
-    if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key.aes.data(), iv) != 1) return -1;
+    if (EVP_DecryptInit_ex(cipher, aes, nullptr, key.aes.data(), iv) != 1) return -1;
     result = renew ? 2 : 1;
   }
   char digest[] = "SHA256";
