@@ -15,28 +15,6 @@
 namespace fledge::test {
 namespace {
 
-struct CurlResult {
-  int exit_code = -1;    // curl's: 0 ok, 35 handshake failed, 52 empty reply, 56 receive failed, 60 untrusted
-  std::string status;    // per transfer, "200" ... ("000": no HTTP answer), space-separated
-  std::string output;    // bodies and curl's messages
-};
-
-// curl `args` (quoted by the caller where needed), silent but for errors. After each transfer's
-// body the output has " HTTP_STATUS=<code>;CONNECTS=<new connections>;".
-CurlResult curl(const std::string& args) {
-  const std::string cmd = "curl -sS --max-time 10 -w ' HTTP_STATUS=%{http_code};CONNECTS=%{num_connects};' " + args + " 2>&1";
-  CurlResult r;
-  std::FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  for (std::size_t at = r.output.find("HTTP_STATUS="); at != std::string::npos; at = r.output.find("HTTP_STATUS=", at + 1))
-    r.status += (r.status.empty() ? "" : " ") + r.output.substr(at + 12, 3);
-  return r;
-}
-
 std::string https(std::uint16_t port, const std::string& target) { return "'https://127.0.0.1:" + std::to_string(port) + target + "'"; }
 
 // Fledge with HTTPS on the admin (EC certificate) and OFREP (RSA certificate) listeners.

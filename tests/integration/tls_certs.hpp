@@ -152,4 +152,49 @@ inline std::string serverTlsJson(const CertFiles& cert, const std::string& extra
   return R"({"certificates":[{"cert_file":")" + cert.cert_file + R"(","key_file":")" + cert.key_file + "\"}]" + extra + "}";
 }
 
+// ---------------------------------------------------------------------------------------------
+// Clients for the TLS tests
+
+// `cmd` through the shell; stdout and stderr together.
+struct ShellResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+inline ShellResult sh(const std::string& cmd) {
+  ShellResult r;
+  std::FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+struct CurlResult {
+  int exit_code = -1;    // curl's: 0 ok, 35 handshake failed, 52 empty reply, 56 receive failed, 60 untrusted
+  std::string status;    // per transfer, "200" ... ("000": no HTTP answer), space-separated
+  std::string connects;  // per transfer, new connections it opened, space-separated
+  std::string body;      // the first transfer's body
+  std::string output;    // everything, for failure messages
+};
+
+// curl `args` (quoted by the caller), silent but for errors. Each transfer's body is followed by
+// "\nHTTP_STATUS=<code>;CONNECTS=<n>;" and then `writeout` (more -w variables).
+inline CurlResult curl(const std::string& args, const std::string& writeout = "") {
+  CurlResult r;
+  const std::string format = "\\nHTTP_STATUS=%{http_code};CONNECTS=%{num_connects};" + writeout;
+  const ShellResult run = sh("curl -sS --max-time 10 -w " + tls_certs_detail::quote(format) + " " + args);
+  r.exit_code = run.exit_code;
+  r.output = run.output;
+  for (std::size_t at = r.output.find("HTTP_STATUS="); at != std::string::npos; at = r.output.find("HTTP_STATUS=", at + 1)) {
+    r.status += (r.status.empty() ? "" : " ") + r.output.substr(at + 12, 3);
+    const auto c = r.output.find("CONNECTS=", at);
+    r.connects += (r.connects.empty() ? "" : " ") + r.output.substr(c + 9, r.output.find(';', c) - c - 9);
+  }
+  r.body = r.output.substr(0, r.output.find("\nHTTP_STATUS="));
+  return r;
+}
+
 }  // namespace fledge::test
