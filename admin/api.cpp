@@ -1,5 +1,6 @@
 #include "admin/api.hpp"
 
+#include <boost/json.hpp>
 #include <simdjson.h>
 
 #include <algorithm>
@@ -234,17 +235,39 @@ std::shared_ptr<const proxy::Snapshot> AdminApi::start(bool reseed, std::string&
   return snap;
 }
 
-const ApiToken* AdminApi::authenticate(const Request& req) const {
+const ApiToken* authenticateToken(const Request& req, const std::vector<ApiToken>& tokens) {
   static const ApiToken kLocal{"local", true, ""};
-  if (tokens_.empty()) return &kLocal;  // loopback-only admin without tokens (enforced at startup)
+  if (tokens.empty()) return &kLocal;  // loopback-only admin without tokens (enforced at startup)
   auto auth = req.find(http::field::authorization);
   if (auth == req.end() || auth->value().size() <= 7 || !boost::beast::iequals(auth->value().substr(0, 7), "Bearer "))
     return nullptr;
   std::string_view presented = auth->value().substr(7);
   const ApiToken* found = nullptr;
-  for (const auto& t : tokens_)  // every token is compared, in constant time
+  for (const auto& t : tokens)  // every token is compared, in constant time
     if (constantTimeEquals(presented, t.token)) found = &t;
   return found;
+}
+
+const ApiToken* AdminApi::authenticate(const Request& req) const { return authenticateToken(req, tokens_); }
+
+Response logLevelEndpoint(const Request& req, const std::vector<ApiToken>& tokens) {
+  const ApiToken* who = authenticateToken(req, tokens);
+  if (!who) return errorResponse(req, err(401, "missing or unknown token"));
+  auto current = [&] { return "{\"level\":" + jsonQuote(std::string(log::levelName())) + "}"; };
+  if (req.method() == http::verb::get) return jsonResponse(req, http::status::ok, current());
+  if (req.method() != http::verb::put) return errorResponse(req, err(405, "method not allowed"));
+  if (!who->write) return errorResponse(req, err(403, "token \"" + who->name + "\" may only read"));
+  boost::system::error_code ec;
+  auto body = boost::json::parse(req.body(), ec);
+  const auto* obj = ec ? nullptr : body.if_object();
+  const auto* level = obj && obj->size() == 1 ? obj->if_contains("level") : nullptr;
+  if (!level || !level->is_string())
+    return errorResponse(req, err(400, "body must be {\"level\": \"debug\" | \"info\" | \"warn\" | \"error\"}", "level"));
+  const std::string before(log::levelName());
+  if (!log::setLevel(std::string_view(level->get_string())))
+    return errorResponse(req, err(400, "must be one of \"debug\", \"info\", \"warn\", \"error\"", "level"));
+  log::warn("log level changed", {{"actor", who->name}, {"from", before}, {"to", std::string(log::levelName())}});
+  return jsonResponse(req, http::status::ok, current());
 }
 
 void AdminApi::install(HttpServer& server) {
@@ -253,6 +276,21 @@ void AdminApi::install(HttpServer& server) {
     server.handlePrefix(verb, std::string(kPrefix), [this](const Request& req) { return handle(req); },
                         HttpServer::Runs::kWorkThread);
 }
+
+namespace {
+
+// Flag files load the flagd way (a flag with bad targeting is kept and answers PARSE_ERROR); a
+// flag written through the API must compile, against the state's $evaluators.
+AdminApi::Error checkFlagStrictly(const std::string& flags_doc, const std::string& key, const std::string& def) {
+  std::string doc = "{\"flags\":{" + jsonQuote(key) + ":" + def + "}";
+  if (auto e = getMember(flags_doc, "$evaluators")) doc += ",\"$evaluators\":" + *e;
+  doc += "}";
+  std::vector<flags::FlagSetError> errors;
+  if (flags::FlagSet::load({{"", doc}}, errors, flags::FlagSet::Strictness::kStrict) || errors.empty()) return {};
+  return err(400, errors.front().message, errors.front().path);
+}
+
+}  // namespace
 
 AdminApi::Error AdminApi::apply(State& s, std::string_view method, std::string_view path, std::string_view body,
                                 std::string& resource, std::string& before, std::string& after) const {
@@ -380,6 +418,7 @@ AdminApi::Error AdminApi::apply(State& s, std::string_view method, std::string_v
       return sub == "state" || sub == "default-variant" ? err(405, "method not allowed") : err(404, "not found");
     }
     s.flags = setMember(s.flags, "flags", flag_map).value_or(s.flags);
+    if (after != "null") return checkFlagStrictly(s.flags, name, after);
     return {};
   }
   return err(404, "not found");
@@ -422,6 +461,7 @@ Response AdminApi::handle(const Request& req) {
   std::string_view query = target.size() > path.size() ? target.substr(path.size() + 1) : std::string_view{};
   path.remove_prefix(kPrefix.size());
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
+  if (path == "log-level") return logLevelEndpoint(req, tokens_);
   const bool write = req.method() != http::verb::get && req.method() != http::verb::head;
   if (write && !who->write) return errorResponse(req, err(403, "token \"" + who->name + "\" may only read"));
 

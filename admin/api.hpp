@@ -42,6 +42,15 @@ struct ApiToken {
 // variable (comma-separated).
 bool loadApiTokens(const std::string& file, const char* env_var, std::vector<ApiToken>& out, std::string& error);
 
+// The token a request presents ("Authorization: Bearer ..."), compared in constant time; with no
+// tokens configured (a loopback-only admin listener), every request is a writer named "local".
+const ApiToken* authenticateToken(const Request& req, const std::vector<ApiToken>& tokens);
+
+// GET / PUT /api/v1/log-level ({"level": "debug" | "info" | "warn" | "error"}): the process's
+// log level, changed at run time without a restart. Not stored: a restart or a SIGHUP reload
+// goes back to the configuration's log_level. Served with or without admin.data_dir.
+Response logLevelEndpoint(const Request& req, const std::vector<ApiToken>& tokens);
+
 class AdminApi {
  public:
   using Publish = std::function<void(std::shared_ptr<const proxy::Snapshot>)>;

@@ -75,6 +75,17 @@ std::vector<MetricFamily> tlsFamilies(const std::vector<proxy::tls_registry::Cer
   return {std::move(expiry), std::move(reloads)};
 }
 
+std::vector<MetricFamily> reloadFamilies(const std::vector<ReloadCount>& counts) {
+  auto reloads = family("fledge_config_reload_total",
+                        "Reloads of the configuration and flag files by what started them and result; a failed one changed nothing.",
+                        MetricType::Counter);
+  for (const auto& c : counts) {
+    reloads.metric.push_back(metric({{"source", c.source}, {"result", c.result}}));
+    reloads.metric.back().counter.value = static_cast<double>(c.count);
+  }
+  return {std::move(reloads)};
+}
+
 Metrics::Metrics(std::shared_ptr<const proxy::Snapshot> snap, Workers workers)
     : source_([snap = std::move(snap), workers = std::move(workers)] { return std::make_pair(snap, workers); }) {}
 
@@ -316,6 +327,12 @@ std::vector<MetricFamily> Metrics::collect() const {
   }
   out.push_back(std::move(version));
   out.push_back(std::move(admin));
+  auto unusable = family("fledge_flags_parse_errors",
+                         "Flags loaded (flagd-style) with targeting that does not compile: they answer PARSE_ERROR and the proxy passes no value for them.",
+                         MetricType::Gauge);
+  unusable.metric.push_back(metric({}));
+  unusable.metric.back().gauge.value = cfg.flag_set ? static_cast<double>(cfg.flag_set->parseErrorCount()) : 0.0;
+  out.push_back(std::move(unusable));
 
   auto build = family("fledge_build_info", "Build information; the value is always 1.", MetricType::Gauge);
   build.metric.push_back(metric({{"version", FLEDGE_VERSION}}));

@@ -60,6 +60,14 @@ std::vector<prometheus::MetricFamily> healthFamilies(const std::vector<proxy::He
 std::vector<prometheus::MetricFamily> tlsFamilies(const std::vector<proxy::tls_registry::CertificateState>& certs,
                                                   proxy::tls_registry::Counts counts);
 
+// fledge_config_reload_total{source, result}: reloads of the configuration files.
+struct ReloadCount {
+  std::string source;  // "sighup", "flag_file"
+  std::string result;  // "ok", "failed"
+  std::uint64_t count = 0;
+};
+std::vector<prometheus::MetricFamily> reloadFamilies(const std::vector<ReloadCount>& counts);
+
 class Metrics {
  public:
   using Clock = std::chrono::steady_clock;

@@ -140,7 +140,8 @@ void indexLiteralVariants(const Node& n, Flag& flag) {
 }
 
 void loadFlag(std::string_view key, const Value& def, const Value* set_metadata, const Evaluators& evaluators,
-              ConstPool& pool, const std::string& path, std::vector<Flag>& out, std::vector<FlagSetError>& errors) {
+              ConstPool& pool, const std::string& path, FlagSet::Strictness strictness, std::vector<Flag>& out,
+              std::vector<FlagSetError>& errors, std::vector<FlagSetError>* warnings) {
   std::size_t before = errors.size();
   if (!isValidName(key)) errors.push_back({path, std::string("flag key ") + kNameRule});
   if (!def.isObject()) {
@@ -213,11 +214,22 @@ void loadFlag(std::string_view key, const Value& def, const Value* set_metadata,
       errors.push_back({path + ".targeting", "must be a JsonLogic object"});
     } else if (targeting->size != 0) {  // {} means no targeting
       std::vector<LogicError> logic_errors;
-      if (compileLogic(*targeting, evaluators, pool, path + ".targeting", flag.targeting, logic_errors)) {
+      const bool compiled = compileLogic(*targeting, evaluators, pool, path + ".targeting", flag.targeting, logic_errors);
+      if (strictness == FlagSet::Strictness::kStrict) {
+        for (auto& e : logic_errors) errors.push_back({std::move(e.path), std::move(e.message)});
+      } else {
+        for (const auto& e : logic_errors) {
+          if (!compiled && !e.yields_null && flag.parse_error.empty()) flag.parse_error = e.path + ": " + e.message;
+          if (warnings)
+            warnings->push_back({e.path, e.message + (compiled || e.yields_null ? "" : "; the flag answers PARSE_ERROR")});
+        }
+      }
+      if (compiled) {
         flag.has_targeting = true;
         indexLiteralVariants(flag.targeting, flag);
+      } else {
+        flag.targeting = Node();
       }
-      for (auto& e : logic_errors) errors.push_back({std::move(e.path), std::move(e.message)});
     }
   }
   flag.metadata_json = mergeMetadata(set_metadata, metadata && metadata->isObject() ? metadata : nullptr);
@@ -226,7 +238,8 @@ void loadFlag(std::string_view key, const Value& def, const Value* set_metadata,
 
 }  // namespace
 
-std::shared_ptr<const FlagSet> FlagSet::load(const std::vector<FlagSource>& sources, std::vector<FlagSetError>& errors) {
+std::shared_ptr<const FlagSet> FlagSet::load(const std::vector<FlagSource>& sources, std::vector<FlagSetError>& errors,
+                                             Strictness strictness, std::vector<FlagSetError>* warnings) {
   auto set = std::make_shared<FlagSet>();
   std::size_t before = errors.size();
   std::uint64_t fp = 0xcbf29ce484222325ull;
@@ -285,11 +298,13 @@ std::shared_ptr<const FlagSet> FlagSet::load(const std::vector<FlagSource>& sour
         errors.push_back({path, "flag \"" + printable(key) + "\" is defined more than once"});
         continue;
       }
-      loadFlag(key, flags->obj[i].value, set_metadata, evaluators, set->pool_, path, set->flags_, errors);
+      loadFlag(key, flags->obj[i].value, set_metadata, evaluators, set->pool_, path, strictness, set->flags_, errors, warnings);
     }
   }
   if (errors.size() != before) return nullptr;
   std::sort(set->flags_.begin(), set->flags_.end(), [](const Flag& a, const Flag& b) { return a.key < b.key; });
+  set->parse_errors_ = static_cast<std::size_t>(
+      std::count_if(set->flags_.begin(), set->flags_.end(), [](const Flag& f) { return !f.parse_error.empty(); }));
   set->fingerprint_ = fp;
   return set;
 }
@@ -321,6 +336,12 @@ Evaluation FlagSet::evaluate(const Flag& flag, const Value& context, EvalScratch
   Evaluation r;
   if (!flag.enabled) {
     r.reason = Reason::kDisabled;
+    return r;
+  }
+  if (!flag.parse_error.empty()) {  // flagd: the targeting cannot be evaluated
+    r.reason = Reason::kError;
+    r.error = ErrorCode::kParseError;
+    r.detail = flag.parse_error;
     return r;
   }
   const Variant* chosen = flag.default_variant >= 0 ? &flag.variants[static_cast<std::size_t>(flag.default_variant)] : nullptr;

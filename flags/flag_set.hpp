@@ -35,6 +35,9 @@ struct Flag {
   int default_variant = -1;  // index into variants; -1 when null or absent
   bool has_targeting = false;
   Node targeting;
+  // Non-empty for a flag loaded the flagd way whose targeting could not be compiled: it is kept
+  // and every evaluation of it answers PARSE_ERROR with this text.
+  std::string parse_error;
   std::string metadata_json;  // flag-set metadata overlaid with the flag's own, as a JSON object
   // Constant strings in the targeting that name a variant, by address: a rule returning one of
   // them resolves its variant with a pointer compare.
@@ -91,12 +94,23 @@ class FlagSet {
   FlagSet(const FlagSet&) = delete;
   FlagSet& operator=(const FlagSet&) = delete;
 
+  // How targeting mistakes are taken. kStrict (admin API writes): any one refuses the document.
+  // kFlagd (flag files, as flagd loads them): a flag whose targeting cannot be compiled is kept
+  // and answers PARSE_ERROR, an operator flagd evaluates to null (starts_with, ends_with, sem_ver
+  // with a wrong argument count) is null; each is a warning. Structural errors (bad JSON, state,
+  // variants, defaultVariant, unknown fields) refuse the document in both.
+  enum class Strictness { kStrict, kFlagd };
+
   // Parses and compiles every source; a flag key defined twice is an error. On any error,
-  // returns nullptr and fills `errors` (nothing is half-loaded).
-  static std::shared_ptr<const FlagSet> load(const std::vector<FlagSource>& sources, std::vector<FlagSetError>& errors);
+  // returns nullptr and fills `errors` (nothing is half-loaded). Warnings go to `warnings`.
+  static std::shared_ptr<const FlagSet> load(const std::vector<FlagSource>& sources, std::vector<FlagSetError>& errors,
+                                             Strictness strictness = Strictness::kStrict,
+                                             std::vector<FlagSetError>* warnings = nullptr);
 
   const Flag* find(std::string_view key) const;
   const std::vector<Flag>& flags() const { return flags_; }  // sorted by key
+  // Flags kept with a parse_error (kFlagd loading).
+  std::size_t parseErrorCount() const { return parse_errors_; }
   // Changes whenever the definitions do (FNV-1a of the sources), for ETags.
   std::uint64_t fingerprint() const { return fingerprint_; }
 
@@ -107,6 +121,7 @@ class FlagSet {
   ConstPool pool_;
   std::vector<Flag> flags_;
   std::uint64_t fingerprint_ = 0;
+  std::size_t parse_errors_ = 0;
 };
 
 }  // namespace fledge::flags

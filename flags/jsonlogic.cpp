@@ -158,11 +158,18 @@ bool compileOperator(std::string_view name, const Value& operand, const Evaluato
   std::size_t n = operand.isArray() ? operand.size : 1;
   std::string sub = path + "." + std::string(name);
   if (static_cast<int>(n) < info.min_args || (info.max_args >= 0 && static_cast<int>(n) > info.max_args)) {
-    errors.push_back({sub, "takes " + (info.max_args < 0 ? "at least " + std::to_string(info.min_args)
-                                                             : std::to_string(info.min_args) + " to " +
-                                                                   std::to_string(info.max_args)) +
-                               " arguments, got " + std::to_string(n)});
-    return false;
+    const std::string count = info.max_args < 0               ? "at least " + std::to_string(info.min_args)
+                              : info.min_args == info.max_args ? std::to_string(info.min_args)
+                                                               : std::to_string(info.min_args) + " to " + std::to_string(info.max_args);
+    // flagd's own operators answer null to a wrong argument count when evaluated (flagd-testbed's
+    // @operator-errors): the node is that null, and the error says so.
+    const bool yields_null = info.op == Op::kStartsWith || info.op == Op::kEndsWith || info.op == Op::kSemVer;
+    errors.push_back({sub, "takes " + count + " arguments, got " + std::to_string(n) + (yields_null ? " (evaluates to null)" : ""),
+                      yields_null});
+    if (!yields_null) return false;
+    out = Node();
+    out.op = Op::kLiteral;
+    return true;
   }
   out.op = info.op;
   out.args.resize(n);
@@ -894,7 +901,8 @@ bool compileLogic(const Value& logic, const Evaluators& evaluators, ConstPool& p
   std::size_t before = errors.size();
   compileNode(logic, evaluators, pool, path, out, errors, 0);
   finalize(out);
-  return errors.size() == before;
+  return std::all_of(errors.begin() + static_cast<std::ptrdiff_t>(before), errors.end(),
+                     [](const LogicError& e) { return e.yields_null; });
 }
 
 int pickBucket(std::uint32_t hash, const std::uint64_t* weights, std::size_t n, std::uint64_t total) {

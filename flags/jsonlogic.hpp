@@ -59,11 +59,14 @@ class ConstPool {
 struct LogicError {
   std::string path;
   std::string message;
+  // flagd evaluates this mistake to null (starts_with, ends_with or sem_ver with the wrong number
+  // of arguments), and so does the compiled node; a strict caller still refuses it.
+  bool yields_null = false;
 };
 
 // Compiles a JsonLogic expression given as a parsed JSON value (constants live in `pool`).
 // `evaluators` resolves {"$ref": name}. Errors (unknown operators, bad arity, missing $ref) are
-// appended with their path; returns false if any.
+// appended with their path; returns false if any error other than a `yields_null` one.
 struct Evaluators {
   std::vector<std::pair<std::string, Value>> items;
   const Value* find(std::string_view name) const {

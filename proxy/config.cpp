@@ -824,6 +824,7 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
                  std::string file;
                  if (!w.string(item, ip, file)) return;
                  std::string full = configPath(base_dir, file);
+                 cfg.flag_file_paths.push_back(full);
                  std::ifstream in(full, std::ios::binary);
                  if (!in) {
                    w.error(ip, "cannot read flag file \"" + full + "\"");
@@ -908,9 +909,12 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
 
   // Flags: the inline document first, then each file; a bad file never half-loads.
   {
-    std::vector<flags::FlagSetError> ferrs;
-    auto set = flags::FlagSet::load(flag_sources, ferrs);
+    // Flag documents load the way flagd loads them (flags/flag_set.hpp); the admin API checks the
+    // flags it writes strictly.
+    std::vector<flags::FlagSetError> ferrs, fwarnings;
+    auto set = flags::FlagSet::load(flag_sources, ferrs, flags::FlagSet::Strictness::kFlagd, &fwarnings);
     for (auto& e : ferrs) w.error(e.path, e.message);
+    for (auto& e : fwarnings) result.warnings.push_back({std::move(e.path), std::move(e.message)});
     cfg.flag_set = set;
   }
   for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
@@ -935,6 +939,35 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
   result.errors = std::move(w.errors);
   if (result.errors.empty()) result.config = std::move(cfg);
   return result;
+}
+
+std::vector<std::string> keepRestartOnly(const Config& running, Config& next) {
+  std::vector<std::string> changed;
+  auto keep = [&](const char* name, auto& field, const auto& old, bool same) {
+    if (same) return;
+    changed.emplace_back(name);
+    field = old;
+  };
+  auto sameHost = [](const HostPort& a, const HostPort& b) { return a.host == b.host && a.port == b.port; };
+  const auto& ra = running.admin;
+  auto& na = next.admin;
+  keep("workers", next.workers, running.workers, next.workers == running.workers);
+  keep("admin.listen", na.listen, ra.listen, sameHost(na.listen, ra.listen));
+  keep("admin.data_dir", na.data_dir, ra.data_dir, na.data_dir == ra.data_dir);
+  keep("admin.tokens_file", na.tokens_file, ra.tokens_file, na.tokens_file == ra.tokens_file);
+  keep("admin.tls", na.tls, ra.tls, na.tls == ra.tls);
+  const auto& ro = running.ofrep;
+  auto& no = next.ofrep;
+  keep("ofrep.enabled", no.enabled, ro.enabled, no.enabled == ro.enabled);
+  keep("ofrep.listen", no.listen, ro.listen, sameHost(no.listen, ro.listen));
+  keep("ofrep.tokens_file", no.tokens_file, ro.tokens_file, no.tokens_file == ro.tokens_file);
+  keep("ofrep.tls", no.tls, ro.tls, no.tls == ro.tls);
+  keep("metrics.tokens_file", next.metrics.tokens_file, running.metrics.tokens_file,
+       next.metrics.tokens_file == running.metrics.tokens_file);
+  const auto& rl = running.access_log;
+  auto& nl = next.access_log;
+  keep("access_log", nl, rl, nl.enabled == rl.enabled && nl.path == rl.path && nl.queue_size == rl.queue_size);
+  return changed;
 }
 
 ConfigResult loadConfigFile(const std::string& path) {

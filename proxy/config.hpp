@@ -242,6 +242,7 @@ struct Config {
   std::string log_level = "info";
   ContextSpec context;                                  // evaluation_context
   std::shared_ptr<const flags::FlagSet> flag_set;       // "flags" + "flag_files", compiled
+  std::vector<std::string> flag_file_paths;             // flag_files as read (resolved against the config's directory)
   OfrepConfig ofrep;
   MetricsConfig metrics;
   AccessLogConfig access_log;
@@ -257,8 +258,16 @@ struct ConfigError {
 struct ConfigResult {
   std::optional<Config> config;
   std::vector<ConfigError> errors;
+  // What loads but deserves attention: flag targeting loaded the flagd way (flags answering
+  // PARSE_ERROR, operators that evaluate to null). `--check-config --strict` fails on them.
+  std::vector<ConfigError> warnings;
   bool ok() const { return config.has_value(); }
 };
+
+// A reload keeps what only a restart can change (workers, the admin and OFREP listeners and
+// tokens, the metrics tokens, the access log): those fields of `next` are set back to
+// `running`'s, and the names of the ones that differed are returned for a warning.
+std::vector<std::string> keepRestartOnly(const Config& running, Config& next);
 
 // `base_dir` resolves relative flag_files paths.
 ConfigResult parseConfig(std::string_view json, const std::string& base_dir = ".");

@@ -37,6 +37,8 @@ bool setLevel(std::string_view name) {
   return false;
 }
 
+std::string_view levelName() { return levelName(static_cast<Level>(g_level.load(std::memory_order_relaxed))); }
+
 bool enabled(Level level) { return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed); }
 
 void appendJsonString(std::string& out, std::string_view s) { flags::appendJson(out, flags::Value::string(s)); }

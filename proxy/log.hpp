@@ -15,6 +15,7 @@ enum class Level { kDebug = 0, kInfo, kWarn, kError };
 void setLevel(Level level);
 bool setLevel(std::string_view name);
 bool enabled(Level level);
+std::string_view levelName();  // the current level: "debug", "info", "warn" or "error"
 
 using Field = std::pair<std::string_view, std::string>;
 

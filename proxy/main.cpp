@@ -1,6 +1,7 @@
 // fledge: the executable. Parses the command line, loads the config, starts the data plane
 // and the admin listener, and drains on SIGTERM/SIGINT.
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -23,8 +25,10 @@
 #include "proxy/access_log.hpp"
 #include "proxy/config.hpp"
 #include "proxy/echo_upstream.hpp"
+#include "proxy/file_watcher.hpp"
 #include "proxy/health.hpp"
 #include "proxy/log.hpp"
+#include "proxy/sd_notify.hpp"
 #include "proxy/server.hpp"
 #include "proxy/snapshot.hpp"
 #include "proxy/tls.hpp"
@@ -37,7 +41,10 @@ using namespace fledge;
 constexpr const char* kUsage =
     "usage:\n"
     "  fledge --config FILE [--reseed] run the proxy; --reseed replaces the admin store's state with FILE's\n"
-    "  fledge --check-config FILE      validate FILE; exit 0, or print every problem and exit 2\n"
+    "  fledge --check-config FILE [--strict]\n"
+    "                                  validate FILE; exit 0 (warnings printed), or print every problem and exit 2\n"
+    "                                  (--strict: warnings too, e.g. flags whose targeting does not compile)\n"
+    "  fledge --version, -V            print \"fledge VERSION\" and exit\n"
     "  fledge echo-upstream [--listen HOST:PORT] [--name NAME] [--fail-rate R] [--fail-status N] [--delay-ms N]\n"
     "                       [--fail-match TEXT]  (failures and delay only for requests with a header value containing TEXT)\n"
     "                       [--reset-rate R] [--hang-rate R] [--healthz-status N]  (resets, no answer, GET /healthz status)\n"
@@ -65,17 +72,35 @@ std::vector<std::string> checkTlsFiles(const proxy::Config& cfg) {
   return out;
 }
 
-int checkConfig(const std::string& path) {
+// Errors exit 2; warnings (flags loaded the flagd way) are printed and exit 0, or 2 with `strict`.
+int checkConfig(const std::string& path, bool strict) {
   auto result = proxy::loadConfigFile(path);
-  if (result.ok()) {
-    const auto problems = checkTlsFiles(*result.config);
-    for (const auto& p : problems) std::cerr << path << ": " << p << "\n";
-    if (!problems.empty()) return 2;
-    std::cout << path << ": ok\n";
-    return 0;
+  if (!result.ok()) {
+    for (const auto& e : result.errors) std::cerr << path << ": " << e.str() << "\n";
+    return 2;
   }
-  for (const auto& e : result.errors) std::cerr << path << ": " << e.str() << "\n";
-  return 2;
+  const auto problems = checkTlsFiles(*result.config);
+  for (const auto& p : problems) std::cerr << path << ": " << p << "\n";
+  if (!problems.empty()) return 2;
+  for (const auto& w : result.warnings) std::cerr << path << ": warning: " << w.str() << "\n";
+  if (strict && !result.warnings.empty()) {
+    std::cerr << path << ": " << result.warnings.size() << " warning(s), refused by --strict\n";
+    return 2;
+  }
+  std::cout << path << ": ok" << (result.warnings.empty() ? "" : " (" + std::to_string(result.warnings.size()) + " warnings)") << "\n";
+  return 0;
+}
+
+void logWarnings(const std::string& path, const std::vector<proxy::ConfigError>& warnings) {
+  for (const auto& w : warnings) log::warn("config warning", {{"file", path}, {"field", w.path}, {"warning", w.message}});
+}
+
+std::string readFile(const std::string& path, bool& ok) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  ok = static_cast<bool>(in) || in.eof();
+  return ss.str();
 }
 
 bool isLoopback(const proxy::HostPort& hp) {
@@ -84,31 +109,118 @@ bool isLoopback(const proxy::HostPort& hp) {
   return hp.host == "localhost" || (!ec && a.is_loopback());
 }
 
+// Reloads of the files while running. Without admin.data_dir the files are the truth: SIGHUP
+// re-reads the configuration and its flag files, a change to a flag file re-reads the flag files
+// (against the configuration last applied). With a data_dir the store is the truth: SIGHUP
+// applies only the log level. Both reload TLS certificates. Each reload is validated whole and
+// applied in one step, or refused with the running configuration left as it was.
+class LiveFiles {
+ public:
+  enum class Source { kSignal, kFlagFile };
+  using Apply = std::function<bool(std::shared_ptr<const proxy::Snapshot>, bool listeners_may_change, std::string& error)>;
+
+  LiveFiles(std::string path, std::string text, bool store_is_truth, std::shared_ptr<const proxy::Snapshot> running, Apply apply)
+      : path_(std::move(path)),
+        base_dir_(path_.rfind('/') == std::string::npos ? "." : path_.substr(0, path_.rfind('/'))),
+        text_(std::move(text)),
+        store_is_truth_(store_is_truth),
+        running_(std::move(running)),
+        apply_(std::move(apply)) {}
+
+  // On one thread at a time. True if the reload applied.
+  bool reload(Source source) {
+    const bool signal = source == Source::kSignal;
+    std::string text = text_;
+    std::string error;
+    bool ok = true;
+    if (signal) text = readFile(path_, ok);
+    if (!ok) error = "cannot read config file \"" + path_ + "\"";
+    std::optional<proxy::ConfigResult> result;
+    if (error.empty()) {
+      result = proxy::parseConfig(text, base_dir_);
+      if (!result->ok()) {
+        for (const auto& e : result->errors)
+          log::error("reload refused; the running configuration stays", {{"source", name(source)}, {"file", path_}, {"field", e.path}, {"error", e.message}});
+        error = std::to_string(result->errors.size()) + " configuration error(s)";
+      }
+    }
+    if (error.empty() && store_is_truth_) {  // the admin store holds the rest
+      log::setLevel(result->config->log_level);
+      text_ = std::move(text);
+      return count(source, true), true;
+    }
+    if (error.empty()) {
+      logWarnings(path_, result->warnings);
+      proxy::Config next = std::move(*result->config);
+      for (const auto& field : proxy::keepRestartOnly(running_->config, next))
+        log::warn("changed in the config file but needs a restart; the running value stays", {{"field", field}});
+      auto snap = proxy::Snapshot::create(std::move(next), error);
+      if (snap && apply_(snap, signal, error)) {
+        log::setLevel(snap->config.log_level);
+        running_ = snap;
+        text_ = std::move(text);
+        log::info("configuration reloaded",
+                  {{"source", name(source)}, {"flags", std::to_string(snap->config.flag_set ? snap->config.flag_set->flags().size() : 0)},
+                   {"routes", std::to_string(snap->config.routes.size())}, {"clusters", std::to_string(snap->config.clusters.size())}});
+        return count(source, true), true;
+      }
+    }
+    log::error("reload failed; the running configuration stays", {{"source", name(source)}, {"file", path_}, {"error", error}});
+    return count(source, false), false;
+  }
+
+  const std::vector<std::string>& flagFiles() const { return running_->config.flag_file_paths; }
+  std::vector<admin::ReloadCount> counts() const {
+    std::vector<admin::ReloadCount> out;
+    for (auto s : {Source::kSignal, Source::kFlagFile})
+      for (bool ok : {true, false})
+        out.push_back({name(s), ok ? "ok" : "failed", counts_[index(s, ok)].load(std::memory_order_relaxed)});
+    return out;
+  }
+
+ private:
+  static const char* name(Source s) { return s == Source::kSignal ? "sighup" : "flag_file"; }
+  static std::size_t index(Source s, bool ok) { return (s == Source::kSignal ? 0 : 2) + (ok ? 0 : 1); }
+  void count(Source s, bool ok) { counts_[index(s, ok)].fetch_add(1, std::memory_order_relaxed); }
+
+  std::string path_, base_dir_, text_;
+  bool store_is_truth_;
+  std::shared_ptr<const proxy::Snapshot> running_;
+  Apply apply_;
+  std::atomic<std::uint64_t> counts_[4] = {};
+};
+
 int run(const std::string& path, bool reseed) {
-  auto result = proxy::loadConfigFile(path);
+  bool readable = true;
+  std::string config_text = readFile(path, readable);
+  auto result = readable ? proxy::parseConfig(config_text, path.rfind('/') == std::string::npos ? "." : path.substr(0, path.rfind('/')))
+                         : proxy::ConfigResult{std::nullopt, {{"", "cannot read config file \"" + path + "\""}}, {}};
   if (!result.ok()) {
     for (const auto& e : result.errors) log::error("config error", {{"file", path}, {"field", e.path}, {"error", e.message}});
     return 2;
   }
   log::setLevel(result.config->log_level);
+  logWarnings(path, result.warnings);
   std::string err;
   auto snap = proxy::Snapshot::create(std::move(*result.config), err);
   if (!snap) {
     log::error("config error", {{"file", path}, {"error", err}});
     return 2;
   }
+  // Admin tokens guard /api/v1 (the store's API with a data_dir, the log level always).
+  std::vector<admin::ApiToken> tokens;
+  if (!admin::loadApiTokens(snap->config.admin.tokens_file, "FLEDGE_ADMIN_TOKENS", tokens, err)) {
+    log::error("cannot start admin API", {{"error", err}});
+    return 1;
+  }
+  const bool admin_open = tokens.empty() && !isLoopback(snap->config.admin.listen);  // no tokens, reachable from outside
   // With a data_dir the admin API's store is the truth; the file only seeds an empty store.
   std::unique_ptr<admin::AdminApi> api;
   std::shared_ptr<std::atomic<std::shared_ptr<const proxy::Snapshot>>> current =
       std::make_shared<std::atomic<std::shared_ptr<const proxy::Snapshot>>>(snap);
   std::function<void(std::shared_ptr<const proxy::Snapshot>)> on_publish;  // set once the server exists
   if (!snap->config.admin.data_dir.empty()) {
-    std::vector<admin::ApiToken> tokens;
-    if (!admin::loadApiTokens(snap->config.admin.tokens_file, "FLEDGE_ADMIN_TOKENS", tokens, err)) {
-      log::error("cannot start admin API", {{"error", err}});
-      return 1;
-    }
-    if (tokens.empty() && !isLoopback(snap->config.admin.listen)) {
+    if (admin_open) {
       log::error("refusing to serve the admin API on a non-loopback address without tokens",
                  {{"address", snap->config.admin.listen.str()}});
       return 1;
@@ -118,12 +230,9 @@ int run(const std::string& path, bool reseed) {
       log::error("cannot open the admin store", {{"error", err}});
       return 1;
     }
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
     auto slash = path.rfind('/');
-    api = std::make_unique<admin::AdminApi>(std::move(store), ss.str(), slash == std::string::npos ? "." : path.substr(0, slash),
-                                            std::move(tokens), [&on_publish](std::shared_ptr<const proxy::Snapshot> s) {
+    api = std::make_unique<admin::AdminApi>(std::move(store), config_text, slash == std::string::npos ? "." : path.substr(0, slash),
+                                            tokens, [&on_publish](std::shared_ptr<const proxy::Snapshot> s) {
                                               if (on_publish) on_publish(std::move(s));
                                             });
     auto stored = api->start(reseed, err);
@@ -152,22 +261,43 @@ int run(const std::string& path, bool reseed) {
     for (auto* w : server->workers()) w->setAccessLog(access_log.get());
   }
   admin::Metrics metrics([&server, current] { return std::make_pair(current->load(), server->workerMetrics()); });
-  if (api) metrics.setConfigVersion(api->version());
+  // The configuration's version: the store's with a data_dir, else 1 and one more per reload.
+  std::uint64_t file_version = 1;
+  metrics.setConfigVersion(api ? api->version() : file_version);
   // Active health checks: one checker for the process, following every published configuration.
   proxy::HealthChecker health;
   health.update(snap);
   metrics.addCollector([&health] { return admin::healthFamilies(health.states()); });
-  on_publish = [&server, &metrics, &api, &health, current](std::shared_ptr<const proxy::Snapshot> s) {
+  on_publish = [&server, &metrics, &api, &health, current, &file_version](std::shared_ptr<const proxy::Snapshot> s) {
     current->store(s);
     health.update(s);
     server->publish(std::move(s));
-    metrics.setConfigVersion(api->version());
+    metrics.setConfigVersion(api ? api->version() : ++file_version);
   };
   std::vector<std::string> metrics_tokens;
   if (!admin::loadTokens(snap->config.metrics.tokens_file, "FLEDGE_METRICS_TOKENS", metrics_tokens, err)) {
     log::error("cannot start metrics", {{"error", err}});
     return 1;
   }
+
+  // Live files: SIGHUP and flag-file changes, applied on this (the main) thread.
+  boost::asio::io_context main_ioc;
+  LiveFiles live(path, config_text, api != nullptr, snap,
+                 [&server, &on_publish](std::shared_ptr<const proxy::Snapshot> s, bool listeners_may_change, std::string& error) {
+                   if (listeners_may_change && !server->updateListeners(s->config.listeners, error)) return false;
+                   on_publish(std::move(s));
+                   return true;
+                 });
+  metrics.addCollector([&live] { return admin::reloadFamilies(live.counts()); });
+  // A burst of writes to a flag file is read once, 100 ms after it ends.
+  proxy::FileWatcher flag_watcher([&main_ioc, &live] { boost::asio::post(main_ioc, [&live] { live.reload(LiveFiles::Source::kFlagFile); }); },
+                                  std::chrono::milliseconds(100));
+  auto watchFlagFiles = [&flag_watcher, &live] {
+    std::string e;
+    if (!live.flagFiles().empty() && !flag_watcher.watch(live.flagFiles(), e))
+      log::error("flag files are not watched; SIGHUP still reloads them", {{"error", e}});
+  };
+  if (!api) watchFlagFiles();
 
   std::atomic<bool> ready{false};
   admin::HttpServerOptions admin_options;
@@ -188,7 +318,15 @@ int run(const std::string& path, bool reseed) {
   if (!serveTls(admin, "admin", snap->config.admin.tls)) return 1;
   metrics.addCollector([] { return admin::tlsFamilies(proxy::tls_registry::certificates(), proxy::tls_registry::counts()); });
   metrics.install(admin, std::move(metrics_tokens));
-  if (api) api->install(admin);
+  if (api) {
+    api->install(admin);
+  } else if (!admin_open) {
+    for (auto verb : {http::verb::get, http::verb::put})
+      admin.handle(verb, "/api/v1/log-level", [&tokens](const admin::Request& req) { return admin::logLevelEndpoint(req, tokens); });
+  } else {
+    log::warn("the log level cannot be changed through the admin listener: it is not on loopback and has no tokens",
+              {{"address", snap->config.admin.listen.str()}});
+  }
   admin.every(std::chrono::seconds(1), [&metrics] { metrics.sample(admin::Metrics::Clock::now()); });
   if (api) {
     api->setCounts([&metrics](const std::string& route, const std::string& arm) { return metrics.armCounts(route, arm); },
@@ -220,12 +358,12 @@ int run(const std::string& path, bool reseed) {
   std::unique_ptr<admin::OfrepService> ofrep;
   boost::asio::ip::tcp::endpoint ofrep_ep;
   if (snap->config.ofrep.enabled) {
-    std::vector<std::string> tokens;
-    if (!admin::loadTokens(snap->config.ofrep.tokens_file, "FLEDGE_OFREP_TOKENS", tokens, err)) {
+    std::vector<std::string> ofrep_tokens;
+    if (!admin::loadTokens(snap->config.ofrep.tokens_file, "FLEDGE_OFREP_TOKENS", ofrep_tokens, err)) {
       log::error("cannot start OFREP", {{"error", err}});
       return 1;
     }
-    ofrep = std::make_unique<admin::OfrepService>([current] { return current->load()->config.flag_set; }, std::move(tokens));
+    ofrep = std::make_unique<admin::OfrepService>([current] { return current->load()->config.flag_set; }, std::move(ofrep_tokens));
     ofrep_server = std::make_unique<admin::HttpServer>();
     if (!serveTls(*ofrep_server, "ofrep", snap->config.ofrep.tls)) return 1;
     ofrep->install(*ofrep_server);
@@ -240,21 +378,31 @@ int run(const std::string& path, bool reseed) {
     }
   }
 
+  // systemd (Type=notify): READY once listening, RELOADING/READY around a SIGHUP reload,
+  // STOPPING when draining starts. Without $NOTIFY_SOCKET nothing is sent.
+  auto notify = [](bool (*send)(std::string_view, std::string&), std::string_view status) {
+    std::string e;
+    if (!send(status, e) && !e.empty()) log::warn("systemd notification failed", {{"error", e}});
+  };
   // Signals are taken on this thread; workers never see them.
-  boost::asio::io_context main_ioc;
   boost::asio::signal_set signals(main_ioc, SIGTERM, SIGINT);
   std::string signal_name;
   signals.async_wait([&](boost::system::error_code e, int sig) {
     if (!e) signal_name = sig == SIGTERM ? "SIGTERM" : "SIGINT";
     main_ioc.stop();
   });
-  // SIGHUP: certificates are read again (new handshakes use them; a bad file keeps the old ones).
+  // SIGHUP: the files are read again (see LiveFiles) and certificates reloaded (new handshakes
+  // use them; a bad file keeps the old ones).
   boost::asio::signal_set hangup(main_ioc, SIGHUP);
   std::function<void()> on_hangup = [&] {
     hangup.async_wait([&](boost::system::error_code e, int) {
       if (e) return;
-      log::info("SIGHUP: reloading TLS certificates");
+      notify(proxy::sdNotifyReloading, "reloading");
+      log::info("SIGHUP: reloading the configuration and TLS certificates", {{"file", path}});
+      live.reload(LiveFiles::Source::kSignal);
+      if (!api) watchFlagFiles();
       proxy::tls_registry::reload(true);
+      notify(proxy::sdNotifyReady, "serving");
       on_hangup();
     });
   };
@@ -275,12 +423,15 @@ int run(const std::string& path, bool reseed) {
                         {"routes", std::to_string(snap->config.routes.size())},
                         {"clusters", std::to_string(snap->config.clusters.size())}});
   ready = true;
+  notify(proxy::sdNotifyReady, "serving");
 
   main_ioc.run();
+  notify(proxy::sdNotifyStopping, "draining");
   proxy::tls_registry::stopWatching();
   ready = false;
-  log::info("draining", {{"signal", signal_name}, {"drain_ms", std::to_string(snap->config.timeouts.drain.count())}});
-  bool clean = server->drainAndJoin(snap->config.timeouts.drain);
+  const auto drain = current->load()->config.timeouts.drain;
+  log::info("draining", {{"signal", signal_name}, {"drain_ms", std::to_string(drain.count())}});
+  bool clean = server->drainAndJoin(drain);
   if (!clean) log::warn("drain time exceeded; remaining connections closed");
   admin.stop();
   if (ofrep_server) ofrep_server->stop();
@@ -301,6 +452,10 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "-h" || args[0] == "--help") {
     std::cout << kUsage;
+    return 0;
+  }
+  if (args.size() == 1 && (args[0] == "-V" || args[0] == "--version")) {
+    std::cout << "fledge " FLEDGE_VERSION "\n";
     return 0;
   }
   if (args[0] == "ctl") return fledge::ctl::run({args.begin() + 1, args.end()}, std::cout, std::cerr);
@@ -336,7 +491,8 @@ int main(int argc, char** argv) {
     }
     return proxy::runEchoUpstream(opts);
   }
-  if (args.size() == 2 && args[0] == "--check-config") return checkConfig(std::string(args[1]));
+  if (args.size() >= 2 && args.size() <= 3 && args[0] == "--check-config" && (args.size() == 2 || args[2] == "--strict"))
+    return checkConfig(std::string(args[1]), args.size() == 3);
   if ((args.size() == 2 || (args.size() == 3 && args[2] == "--reseed")) && args[0] == "--config") {
     try {
       return run(std::string(args[1]), args.size() == 3);

@@ -15,6 +15,13 @@ class Server {
   // Binds every listener on every worker. Port 0 binds one free port shared by all workers.
   static std::unique_ptr<Server> create(std::shared_ptr<const Snapshot> snap, std::string& error);
 
+  // Makes the listeners those of `next` (a reload; call from one thread at a time). A listener
+  // with the same name and address keeps its sockets and its queued connections (a changed tls
+  // block or redirect applies to new connections); new ones are bound on every worker before
+  // anything changes; removed ones stop accepting while their connections run on. False with
+  // `error` when a new listener cannot be set up: then nothing changed.
+  bool updateListeners(const std::vector<ListenerConfig>& next, std::string& error);
+
   // Actual listening endpoints, one per configured listener.
   const std::vector<boost::asio::ip::tcp::endpoint>& endpoints() const { return endpoints_; }
   unsigned workerCount() const { return static_cast<unsigned>(workers_.size()); }
@@ -39,8 +46,20 @@ class Server {
   bool drainAndJoin(std::chrono::milliseconds timeout);
 
  private:
+  struct Listening {
+    ListenerConfig config;
+    std::shared_ptr<const ListenerInfo> info;
+    std::size_t slot;  // the same on every worker
+  };
+  // The listener's info (TLS contexts registered for reload); null with `error`.
+  static std::shared_ptr<ListenerInfo> makeInfo(const ListenerConfig& l, std::string& error);
+  // Binds `l` on every worker (slots taken in order); false with `error`, nothing bound.
+  bool bind(const ListenerConfig& l, std::shared_ptr<const ListenerInfo> info, std::string& error);
+
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::vector<boost::asio::ip::tcp::endpoint> endpoints_;
+  std::vector<Listening> listening_;  // in configuration order
+  std::vector<boost::asio::ip::tcp::endpoint> endpoints_;  // index-aligned with listening_
+  std::size_t next_slot_ = 0;
 };
 
 }  // namespace fledge::proxy

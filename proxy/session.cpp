@@ -86,8 +86,8 @@ std::string_view bufferView(const beast::flat_buffer& b) {
 
 // TCP_NODELAY comes from the listening socket, the peer address and non-blocking mode from
 // accept4() (Worker::acceptReady): no syscall here.
-Session::Session(Worker& worker, int fd, const tcp::endpoint& peer, const ListenerInfo& listener)
-    : w_(worker), listener_(listener), down_(worker.ioc(), peer.protocol(), fd), up_(worker.ioc()) {
+Session::Session(Worker& worker, int fd, const tcp::endpoint& peer, std::shared_ptr<const ListenerInfo> listener)
+    : w_(worker), listener_(std::move(listener)), down_(worker.ioc(), peer.protocol(), fd), up_(worker.ioc()) {
   w_.sessions_.push_back(*this);
   ++w_.session_count_;
   add(w_.counters().downstream, 1);
@@ -107,9 +107,9 @@ Session::~Session() {
 
 // A new connection's request is usually there already: read it now, wait only if it is not.
 void Session::start() {
-  if (listener_.tls) {
+  if (listener_->tls) {
     // The certificates as they are now; a reload later does not touch this connection.
-    tls_contexts_ = listener_.tls->current();
+    tls_contexts_ = listener_->tls->current();
     if (!down_.startTls(tls_contexts_->defaultContext())) return;
     phase_ = Phase::kHandshake;
     arm(w_.snapshot().config.timeouts.header_read);
@@ -126,7 +126,7 @@ void Session::onHandshake(error_code ec) {
     bump(w_.counters().tls_handshake_failures);
     if (ec != asio::error::operation_aborted && ec != asio::error::eof && ec != asio::error::connection_reset)
       log::limited(g_tls_handshake_log, log::Level::kDebug, "TLS handshake failed",
-                   {{"listener", listener_.name}, {"client", client_ip_}, {"error", down_.tls()->failure()}});
+                   {{"listener", listener_->name}, {"client", client_ip_}, {"error", down_.tls()->failure()}});
     return;  // the connection closes with the session
   }
   bump(w_.counters().tls_handshakes);
@@ -254,7 +254,7 @@ void Session::onHeader() {
   version_ = req.version();
   const auto length = req.content_length();
   const RequestFacts facts{version_,         req.method(),           req.chunked(), length ? std::optional(*length) : std::nullopt,
-                           !req.is_done(),   req.keep_alive(),       down_.secure(), listener_.redirect_https_port};
+                           !req.is_done(),   req.keep_alive(),       down_.secure(), listener_->redirect_https_port};
   plan_ = plan(x_->req_head, facts, *gen_->snap, client_ip_, std::string_view(request_id_, sizeof request_id_), w_.random(),
                w_.planScratch(), *x_, gen_->metrics.get(), std::time(nullptr));
   route_idx_ = plan_.route;

@@ -30,8 +30,9 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   using tcp = boost::asio::ip::tcp;
   using error_code = boost::system::error_code;
 
-  // `fd`: the accepted connection, non-blocking; the session owns it. `listener` outlives it.
-  Session(Worker& worker, int fd, const tcp::endpoint& peer, const ListenerInfo& listener);
+  // `fd`: the accepted connection, non-blocking; the session owns it. The session keeps
+  // `listener` as it was when the connection came (a reload may replace or remove it).
+  Session(Worker& worker, int fd, const tcp::endpoint& peer, std::shared_ptr<const ListenerInfo> listener);
   ~Session();
 
   void start();
@@ -120,7 +121,7 @@ class Session : public std::enable_shared_from_this<Session>, public SessionHook
   void disarm() { deadline_ = Clock::time_point::max(); }
 
   Worker& w_;
-  const ListenerInfo& listener_;
+  std::shared_ptr<const ListenerInfo> listener_;
   ClientConnection down_;
   std::shared_ptr<const ServerTls> tls_contexts_;  // during the handshake (SNI chooses among them)
   UpstreamConnection up_;

@@ -379,6 +379,12 @@ void add(std::shared_ptr<ReloadableServerTls> listener) {
   r.listeners.push_back(std::move(listener));
 }
 
+void remove(const ReloadableServerTls* listener) {
+  auto& r = registry();
+  std::lock_guard lock(r.mu);
+  std::erase_if(r.listeners, [&](const auto& l) { return l.get() == listener; });
+}
+
 void clear() {
   auto& r = registry();
   std::lock_guard lock(r.mu);

@@ -119,6 +119,8 @@ class ReloadableServerTls {
 // those whose files changed, and the metrics read their certificates' expiry.
 namespace tls_registry {
 void add(std::shared_ptr<ReloadableServerTls> listener);
+// A listener that is gone or replaced by a reload: its certificates are no longer reloaded or reported.
+void remove(const ReloadableServerTls* listener);
 void clear();
 // Reloads every listener (`force`) or only those whose files changed; logs each result.
 // Returns the number of listeners that failed.

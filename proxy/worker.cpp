@@ -2,6 +2,8 @@
 
 #include <boost/asio/post.hpp>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,7 +16,6 @@
 
 namespace fledge::proxy {
 namespace asio = boost::asio;
-using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 namespace {
 
@@ -59,29 +60,68 @@ Worker::~Worker() {
   ioc_.reset();  // frees remaining sessions while the pool and metrics still exist
 }
 
-Worker::tcp::endpoint Worker::listen(const tcp::endpoint& ep, std::shared_ptr<const ListenerInfo> listener, boost::system::error_code& ec) {
-  tcp::acceptor acc(*ioc_);
-  acc.open(ep.protocol(), ec);
-  if (ec) return {};
-  acc.set_option(asio::socket_base::reuse_address(true), ec);
-  acc.set_option(reuse_port(true), ec);
-  if (ec) return {};
-  acc.set_option(tcp::no_delay(true), ec);  // accepted connections inherit it (Linux)
-  if (ec) return {};
-  acc.bind(ep, ec);
-  if (ec) return {};
-  acc.listen(4096, ec);
-  if (ec) return {};
-  acc.non_blocking(true, ec);  // acceptReady drains the backlog until accept4 says EAGAIN
-  if (ec) return {};
-  auto bound = acc.local_endpoint(ec);
-  acceptors_.push_back(std::move(acc));
-  listeners_.push_back(std::move(listener));
-  return bound;
+int openListeningSocket(const asio::ip::tcp::endpoint& ep, asio::ip::tcp::endpoint& bound, boost::system::error_code& ec) {
+  auto fail = [&](int fd) {
+    ec.assign(errno, boost::system::system_category());
+    if (fd >= 0) ::close(fd);
+    return -1;
+  };
+  int fd = ::socket(ep.protocol().family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail(fd);
+  const int one = 1;
+  if (::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0 ||
+      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)  // accepted connections inherit it (Linux)
+    return fail(fd);
+  if (::bind(fd, ep.data(), static_cast<socklen_t>(ep.size())) != 0 || ::listen(fd, 4096) != 0) return fail(fd);
+  socklen_t len = static_cast<socklen_t>(bound.capacity());
+  if (::getsockname(fd, bound.data(), &len) != 0) return fail(fd);
+  bound.resize(len);
+  return fd;
+}
+
+void Worker::adoptListener(int fd, std::shared_ptr<const ListenerInfo> listener) {
+  // Registered with the reactor on the worker's own thread (its io_context is single-threaded).
+  asio::post(*ioc_, [this, fd, listener = std::move(listener)]() mutable {
+    boost::system::error_code ec;
+    tcp::acceptor acc(*ioc_);
+    int family = AF_INET;
+    socklen_t len = sizeof family;
+    ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len);
+    acc.assign(family == AF_INET6 ? tcp::v6() : tcp::v4(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      log::error("cannot adopt a listening socket", {{"listener", listener->name}, {"error", ec.message()}});
+      acc = tcp::acceptor(*ioc_);  // a closed slot keeps the numbering
+    }
+    acceptors_.push_back(std::move(acc));
+    listeners_.push_back(std::move(listener));
+    if (!ec && started_ && !draining_) accept(acceptors_.size() - 1);
+  });
+}
+
+void Worker::closeListener(std::size_t slot) {
+  asio::post(*ioc_, [this, slot] {
+    if (slot >= acceptors_.size()) return;
+    boost::system::error_code ec;
+    acceptors_[slot].close(ec);
+    listeners_[slot].reset();
+  });
+}
+
+void Worker::replaceListener(std::size_t slot, std::shared_ptr<const ListenerInfo> listener) {
+  asio::post(*ioc_, [this, slot, listener = std::move(listener)]() mutable {
+    if (slot < listeners_.size() && listeners_[slot]) listeners_[slot] = std::move(listener);
+  });
 }
 
 void Worker::start() {
-  for (std::size_t i = 0; i < acceptors_.size(); ++i) accept(i);
+  // Listeners adopted so far are registered by posted handlers: accepting starts with them.
+  asio::post(*ioc_, [this] {
+    started_ = true;
+    for (std::size_t i = 0; i < acceptors_.size(); ++i)
+      if (acceptors_[i].is_open()) accept(i);
+  });
   scheduleSweep();
   thread_ = std::thread([this] {
     // A handler that throws loses only its own operation: the objects it held (its session and
@@ -142,7 +182,7 @@ void Worker::acceptReady(std::size_t i) {
       ::close(fd);
       continue;
     }
-    std::make_shared<Session>(*this, fd, peer, *listeners_[i])->start();
+    std::make_shared<Session>(*this, fd, peer, listeners_[i])->start();
   }
   asio::post(*ioc_, [this, i] { acceptReady(i); });
 }

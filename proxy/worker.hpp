@@ -43,6 +43,11 @@ struct Generation {
   Generation(std::shared_ptr<const Snapshot> s, MetricsRegistry& registry, Generation* previous);
 };
 
+// A TCP socket bound to `ep` with SO_REUSEPORT (so every worker binds its own), listening and
+// non-blocking; -1 with `ec` on failure. `bound` is the actual address (port 0 picks one).
+int openListeningSocket(const boost::asio::ip::tcp::endpoint& ep, boost::asio::ip::tcp::endpoint& bound,
+                        boost::system::error_code& ec);
+
 // What a session needs to know about the listener that accepted it.
 struct ListenerInfo {
   std::string name;
@@ -62,8 +67,13 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Opens an acceptor on `ep` with SO_REUSEPORT for `listener`; returns the bound endpoint.
-  tcp::endpoint listen(const tcp::endpoint& ep, std::shared_ptr<const ListenerInfo> listener, boost::system::error_code& ec);
+  // Thread-safe, in order: listening slot N is the Nth socket adopted (the same on every worker).
+  // `fd` is a bound, listening, non-blocking socket (openListeningSocket); the worker owns it.
+  void adoptListener(int fd, std::shared_ptr<const ListenerInfo> listener);
+  // Stops accepting on `slot`; its open connections run on.
+  void closeListener(std::size_t slot);
+  // New connections on `slot` get `listener` (e.g. new TLS settings); open ones keep theirs.
+  void replaceListener(std::size_t slot, std::shared_ptr<const ListenerInfo> listener);
 
   void start();
   // Thread-safe: stop accepting, close idle connections, finish in-flight requests.
@@ -129,8 +139,11 @@ class Worker {
   std::chrono::milliseconds sweep_interval_;
   // Destroyed explicitly first in ~Worker so that sessions freed with it still see the pool.
   std::optional<boost::asio::io_context> ioc_;
+  // Index-aligned, by slot; a closed slot keeps its (closed) acceptor and a null listener, so
+  // slot numbers never shift.
   std::vector<tcp::acceptor> acceptors_;
-  std::vector<std::shared_ptr<const ListenerInfo>> listeners_;  // index-aligned with acceptors_
+  std::vector<std::shared_ptr<const ListenerInfo>> listeners_;
+  bool started_ = false;
   std::optional<boost::asio::steady_timer> sweep_timer_;
   std::thread thread_;
 };

@@ -186,6 +186,75 @@ TEST(FlagSet, ValidationNamesTheFieldAndLoadsNothing) {
     EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\nall:\n" << all;
 }
 
+// flagd loads a file whose targeting it cannot compile: such a flag answers PARSE_ERROR, and
+// starts_with / ends_with / sem_ver with a wrong argument count evaluate to null (DEFAULT).
+// Strict loading (admin API writes) refuses both.
+TEST(FlagSet, FlagdLoadingKeepsFlagsWithBadTargeting) {
+  const std::string doc = R"({"flags": {
+      "ok": {"state": "ENABLED", "variants": {"a": "a"}, "defaultVariant": "a"},
+      "bad-ref": {"state": "ENABLED", "variants": {"a": "a", "b": "b"}, "defaultVariant": "a",
+                  "targeting": {"if": [{"$ref": "missing"}, "b", null]}},
+      "bad-op": {"state": "ENABLED", "variants": {"a": "a"}, "defaultVariant": "a", "targeting": {"frobnicate": [1]}},
+      "off-bad": {"state": "DISABLED", "variants": {"a": "a"}, "defaultVariant": "a", "targeting": {"$ref": "missing"}},
+      "sw": {"state": "ENABLED", "variants": {"a": "a", "false": "f"}, "defaultVariant": "a", "targeting": {"starts_with": ["abc"]}},
+      "ew": {"state": "ENABLED", "variants": {"a": "a"}, "defaultVariant": "a", "targeting": {"ends_with": ["a", "b", "c"]}},
+      "sv": {"state": "ENABLED", "variants": {"a": "a", "b": "b"}, "defaultVariant": "a",
+             "targeting": {"if": [{"sem_ver": [{"var": "v"}, "="]}, "b", "a"]}}
+    }})";
+  std::vector<FlagSetError> errors, warnings;
+  auto set = FlagSet::load({{"", doc}}, errors, FlagSet::Strictness::kFlagd, &warnings);
+  ASSERT_TRUE(set) << errors.front().str();
+  EXPECT_EQ(set->flags().size(), 7u);
+  EXPECT_EQ(set->parseErrorCount(), 3u);
+  std::string all;
+  for (const auto& w : warnings) all += w.str() + "\n";
+  for (const char* want : {"flags.bad-ref.targeting.if[0].$ref: unknown evaluator \"missing\"; the flag answers PARSE_ERROR",
+                           "flags.bad-op.targeting: unknown operator \"frobnicate\"; the flag answers PARSE_ERROR",
+                           "flags.sw.targeting.starts_with: takes 2 arguments, got 1 (evaluates to null)",
+                           "flags.ew.targeting.ends_with: takes 2 arguments, got 3 (evaluates to null)",
+                           "flags.sv.targeting.if[0].sem_ver: takes 3 arguments, got 2 (evaluates to null)"})
+    EXPECT_NE(all.find(want), std::string::npos) << "missing: " << want << "\nall:\n" << all;
+
+  Result r = eval(*set, "bad-ref");
+  EXPECT_EQ(r.reason, "ERROR");
+  EXPECT_EQ(r.error, "PARSE_ERROR");
+  EXPECT_EQ(r.variant, "");
+  EXPECT_EQ(eval(*set, "bad-op").error, "PARSE_ERROR");
+  EXPECT_EQ(eval(*set, "off-bad").reason, "DISABLED");  // flagd looks at the state first
+  for (const char* key : {"sw", "ew"}) {
+    r = eval(*set, key);
+    EXPECT_EQ(r.reason, "DEFAULT") << key;  // null, not false (no lookup of a "false" variant)
+    EXPECT_EQ(r.variant, "a") << key;
+  }
+  r = eval(*set, "sv", R"({"v": "1.0.0"})");
+  EXPECT_EQ(r.reason, "TARGETING_MATCH");  // the `if` took its else branch on null
+  EXPECT_EQ(r.variant, "a");
+  EXPECT_EQ(eval(*set, "ok").reason, "STATIC");
+
+  errors.clear();
+  EXPECT_FALSE(FlagSet::load({{"", doc}}, errors, FlagSet::Strictness::kStrict));
+  all.clear();
+  for (const auto& e : errors) all += e.str() + "\n";
+  EXPECT_NE(all.find("flags.bad-ref.targeting.if[0].$ref: unknown evaluator \"missing\""), std::string::npos) << all;
+  EXPECT_NE(all.find("flags.sw.targeting.starts_with: takes 2 arguments, got 1 (evaluates to null)"), std::string::npos) << all;
+  // Structural errors refuse the document in flagd mode too.
+  errors.clear();
+  EXPECT_FALSE(FlagSet::load({{"", R"({"flags": {"x": {"state": "ON", "variants": {"a": 1}}}})"}}, errors,
+                             FlagSet::Strictness::kFlagd, &warnings));
+  ASSERT_FALSE(errors.empty());
+  EXPECT_EQ(errors[0].str(), "flags.x.state: must be \"ENABLED\" or \"DISABLED\"");
+}
+
+// flagd (Go) and json-logic-js join a missing value as "", where flagd-core (JS) writes "null".
+TEST(FlagSet, CatOfAMissingValueIsEmptyAsInFlagd) {
+  auto set = load(R"({"flags": {"c": {"state": "ENABLED", "variants": {"a": "a", "anull": "anull"}, "defaultVariant": "anull",
+                     "targeting": {"cat": ["a", {"var": "nope"}]}}}})");
+  ASSERT_TRUE(set);
+  Result r = eval(*set, "c");
+  EXPECT_EQ(r.reason, "TARGETING_MATCH");
+  EXPECT_EQ(r.variant, "a");
+}
+
 TEST(FlagSet, DuplicateKeysAcrossSourcesAreErrors) {
   std::vector<FlagSetError> errors;
   auto set = FlagSet::load({{"a.json", R"({"flags":{"x":{"state":"ENABLED","variants":{"a":1}}}})"},

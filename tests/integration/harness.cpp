@@ -278,4 +278,15 @@ std::string echoField(const std::string& echo_json, const std::string& key) {
   return os.str();
 }
 
+ShellResult sh(const std::string& cmd) {
+  ShellResult r;
+  std::FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
+  const int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
 }  // namespace fledge::test

@@ -125,6 +125,13 @@ class Client {
   boost::beast::flat_buffer buffer_;
 };
 
+// `cmd` through the shell; stdout and stderr together.
+struct ShellResult {
+  int exit_code = -1;  // -1: could not run, or killed by a signal
+  std::string output;  // stdout and stderr
+};
+ShellResult sh(const std::string& cmd);
+
 // "127.0.0.1:PORT" with nothing listening on PORT (refuses connections).
 std::string deadAddress();
 

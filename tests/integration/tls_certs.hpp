@@ -22,6 +22,8 @@
 
 #include <sys/wait.h>
 
+#include "tests/integration/harness.hpp"  // sh()
+
 namespace fledge::test {
 
 // PEM files: a certificate and its private key (unencrypted).
@@ -154,23 +156,6 @@ inline std::string serverTlsJson(const CertFiles& cert, const std::string& extra
 
 // ---------------------------------------------------------------------------------------------
 // Clients for the TLS tests
-
-// `cmd` through the shell; stdout and stderr together.
-struct ShellResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-inline ShellResult sh(const std::string& cmd) {
-  ShellResult r;
-  std::FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  while (std::size_t n = std::fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-  const int status = ::pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
 
 struct CurlResult {
   int exit_code = -1;    // curl's: 0 ok, 35 handshake failed, 52 empty reply, 56 receive failed, 60 untrusted

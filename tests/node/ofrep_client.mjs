@@ -19,11 +19,13 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isDeepStrictEqual, inspect } from 'node:util';
+import { isDeepStrictEqual } from 'node:util';
 
 import { FlagdCore } from '@openfeature/flagd-core';
 import { OFREPProvider } from '@openfeature/ofrep-provider';
 import { OpenFeature } from '@openfeature/server-sdk';
+
+import { createReporter, show } from './tap.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const TIMEOUT_MS = 30000;
@@ -45,31 +47,7 @@ try {
 }
 
 // ---- reporting -----------------------------------------------------------------------------------
-let passed = 0;
-let failed = 0;
-const show = (v) => inspect(v, { depth: 6, breakLength: Infinity, compact: true });
-function ok(description) {
-  passed++;
-  process.stdout.write(`ok - ${description}\n`);
-}
-function notOk(description, details) {
-  failed++;
-  process.stdout.write(`not ok - ${description}: ${details}\n`);
-}
-function comment(text) {
-  process.stdout.write(`# ${text}\n`);
-}
-function finish() {
-  process.stdout.write(`${passed} passed, ${failed} failed\n`);
-  process.exitCode = failed ? 1 : 0;
-}
-
-const watchdog = setTimeout(() => {
-  notOk('ofrep_client', `timed out after ${TIMEOUT_MS / 1000}s (server hanging?)`);
-  finish();
-  process.exit(1);
-}, TIMEOUT_MS);
-watchdog.unref();
+const { ok, notOk, comment, finish } = createReporter('ofrep_client', TIMEOUT_MS);
 
 // ---- HTTP logging fetch (handed to the provider) -------------------------------------------------
 const exchanges = []; // every request the provider made: {method, path, status, ...}
