@@ -202,37 +202,86 @@ std::shared_ptr<const proxy::Snapshot> AdminApi::validate(const State& state, Er
 }
 
 std::shared_ptr<const proxy::Snapshot> AdminApi::start(bool reseed, std::string& error) {
-  auto stored = store_->load(error);
-  if (!error.empty()) return nullptr;
-  if (stored && !reseed) {
-    if (!State::fromJson(stored->second, state_)) {
-      error = "stored state is unreadable (corrupt store?)";
+  // A shared store may be seeded by another instance at the same moment: the loser loads what
+  // the winner stored.
+  for (int attempt = 0;; ++attempt) {
+    auto stored = store_->load(error);
+    if (!error.empty()) return nullptr;
+    if (stored && !reseed) {
+      if (!State::fromJson(stored->second, state_)) {
+        error = "stored state is unreadable (corrupt store?)";
+        return nullptr;
+      }
+      version_ = stored->first;
+      refreshRolloutGauges();
+      Error e;
+      auto snap = validate(state_, e);
+      if (!snap) error = "stored state is invalid: " + (e.field.empty() ? "" : e.field + ": ") + e.message;
+      return snap;
+    }
+    State seeded = seedFromFile(error);
+    if (!error.empty()) return nullptr;
+    Error e;
+    auto snap = validate(seeded, e);
+    if (!snap) {
+      error = (e.field.empty() ? "" : e.field + ": ") + e.message;
       return nullptr;
     }
-    version_ = stored->first;
-    refreshRolloutGauges();
-    Error e;
-    auto snap = validate(state_, e);
-    if (!snap) error = "stored state is invalid: " + (e.field.empty() ? "" : e.field + ": ") + e.message;
+    std::uint64_t v = (stored ? stored->first : 0) + 1;
+    std::string audit = "{\"seq\":" + std::to_string(v) + ",\"time\":" + jsonQuote(nowIso()) + ",\"actor\":" +
+                        jsonQuote(reseed ? "reseed" : "seed") + ",\"action\":" + jsonQuote(reseed ? "reseed" : "seed") +
+                        ",\"resource\":\"config\",\"before\":" + (stored ? stored->second : std::string("null")) +
+                        ",\"after\":" + seeded.toJson(v) + "}";
+    const CommitResult r = store_->commit(v, seeded.toJson(v), audit, error);
+    if (r == CommitResult::kConflict && attempt < 3) {
+      error.clear();
+      reseed = false;  // another instance seeded (or reseeded) first: take its state
+      continue;
+    }
+    if (r != CommitResult::kOk) return nullptr;
+    state_ = std::move(seeded);
+    version_ = v;
     return snap;
   }
-  State seeded = seedFromFile(error);
-  if (!error.empty()) return nullptr;
-  Error e;
-  auto snap = validate(seeded, e);
-  if (!snap) {
-    error = (e.field.empty() ? "" : e.field + ": ") + e.message;
-    return nullptr;
+}
+
+bool AdminApi::applyStored(std::int64_t revision, const std::string& state_json, std::string& error) {
+  if (revision != 0 && revision <= store_->revision()) return true;  // applied already (our own write, or seen)
+  State next;
+  if (!State::fromJson(state_json, next)) {
+    error = "stored state is unreadable";
+    return false;
   }
-  std::uint64_t v = (stored ? stored->first : 0) + 1;
-  std::string audit = "{\"seq\":" + std::to_string(v) + ",\"time\":" + jsonQuote(nowIso()) + ",\"actor\":" +
-                      jsonQuote(reseed ? "reseed" : "seed") + ",\"action\":" + jsonQuote(reseed ? "reseed" : "seed") +
-                      ",\"resource\":\"config\",\"before\":" + (stored ? stored->second : std::string("null")) +
-                      ",\"after\":" + seeded.toJson(v) + "}";
-  if (!store_->commit(v, seeded.toJson(v), audit, error)) return nullptr;
-  state_ = std::move(seeded);
-  version_ = v;
-  return snap;
+  const auto version = getMember(state_json, "version");
+  Error e;
+  auto snap = validate(next, e);
+  if (!snap) {
+    // Another instance validated it; a difference (e.g. a flag file only this one lacks) is
+    // reported, and this instance keeps serving what it has.
+    error = "stored state is invalid here: " + (e.field.empty() ? "" : e.field + ": ") + e.message;
+    return false;
+  }
+  store_->adopt(revision);
+  // A rollout changed elsewhere (paused, promoted, aborted on another instance) is judged
+  // afresh from its stored status; the others keep their analysis.
+  for (auto it = runtime_.begin(); it != runtime_.end();) {
+    auto was = findByName(state_.rollouts, it->first);
+    auto now = findByName(next.rollouts, it->first);
+    const bool same = was != state_.rollouts.end() && now != next.rollouts.end() && was->second == now->second;
+    it = same ? std::next(it) : runtime_.erase(it);
+  }
+  state_ = std::move(next);
+  version_ = version ? std::strtoull(version->c_str(), nullptr, 10) : version_ + 1;
+  refreshRolloutGauges();
+  publish_(std::move(snap));
+  log::info("config applied from the store", {{"version", std::to_string(version_)}, {"revision", std::to_string(revision)}});
+  return true;
+}
+
+bool AdminApi::resync(std::string& error) {
+  auto stored = store_->load(error);
+  if (!error.empty() || !stored) return false;
+  return applyStored(0, stored->second, error);
 }
 
 const ApiToken* authenticateToken(const Request& req, const std::vector<ApiToken>& tokens) {
@@ -432,10 +481,25 @@ bool AdminApi::commitInternal(State next, std::shared_ptr<const proxy::Snapshot>
                       ",\"action\":" + jsonQuote(action) + ",\"resource\":" + jsonQuote(resource) + ",\"before\":" + before +
                       ",\"after\":" + after + "}";
   std::string store_error;
-  if (!store_->commit(v, next.toJson(v), audit, store_error)) {
-    log::error("admin write not stored", {{"error", store_error}});
-    error = err(500, "the change could not be stored; nothing was applied");
-    return false;
+  switch (store_->commit(v, next.toJson(v), audit, store_error)) {
+    case CommitResult::kOk: break;
+    case CommitResult::kConflict: {
+      // Another instance of the fleet wrote first: take its state; handle() retries the write
+      // against it unless the client sent If-Match.
+      conflict_ = true;
+      std::string e;
+      if (!resync(e) && !e.empty()) log::warn("cannot re-read the store after a conflict", {{"error", e}});
+      error = err(412, "the configuration was changed by another instance (now version " + std::to_string(version_) + ")");
+      return false;
+    }
+    case CommitResult::kUnavailable:
+      log::error("admin write not stored: the store is unreachable", {{"error", store_error}});
+      error = err(503, "the configuration store is unreachable (" + store_error + "); nothing was applied");
+      return false;
+    case CommitResult::kFailed:
+      log::error("admin write not stored", {{"error", store_error}});
+      error = err(500, "the change could not be stored; nothing was applied");
+      return false;
   }
   state_ = std::move(next);
   version_ = v;
@@ -454,6 +518,17 @@ Response AdminApi::commitAndPublish(const Request& req, State next, std::shared_
 }
 
 Response AdminApi::handle(const Request& req) {
+  // A write that lost a race with another instance of the fleet (the store said kConflict) is
+  // made again on the state that won, unless the client pinned the version with If-Match.
+  const bool pinned = req.find(http::field::if_match) != req.end();
+  for (int attempt = 0;; ++attempt) {
+    conflict_ = false;
+    Response res = handleOnce(req);
+    if (!conflict_ || pinned || attempt == 4) return res;
+  }
+}
+
+Response AdminApi::handleOnce(const Request& req) {
   const ApiToken* who = authenticate(req);
   if (!who) return errorResponse(req, err(401, "missing or unknown token"));
   std::string_view target = req.target();
@@ -468,6 +543,10 @@ Response AdminApi::handle(const Request& req) {
   if (!write) {
     auto parts = splitPath(path);
     if (path == "config") return jsonResponse(req, http::status::ok, state_.toJson(version_), version_);
+    if (path == "fleet") {
+      if (!fleet_view_) return errorResponse(req, err(404, "not a fleet: this instance has no admin.store.etcd"));
+      return jsonResponse(req, http::status::ok, fleet_view_(), version_);
+    }
     if (path == "clusters") return jsonResponse(req, http::status::ok, "{\"clusters\":" + objectOf(state_.clusters) + "}", version_);
     if (path == "routes") return jsonResponse(req, http::status::ok, "{\"routes\":" + arrayOf(state_.routes) + "}", version_);
     if (path == "flags") return jsonResponse(req, http::status::ok, getMember(state_.flags, "flags").value_or("{}").insert(0, "{\"flags\":") + "}", version_);

@@ -66,6 +66,19 @@ class AdminApi {
   void install(HttpServer& server);
   std::uint64_t version() const { return version_; }
 
+  // A shared store (etcd): the state another instance committed at store `revision`, applied
+  // here as a local write would be (validated, published). Skipped when this instance already
+  // has that revision or a newer one (`revision` 0: always applied). On the admin work thread.
+  bool applyStored(std::int64_t revision, const std::string& state_json, std::string& error);
+  // Re-reads the store and applies what it holds.
+  bool resync(std::string& error);
+  // Whether this instance drives rollouts (a fleet's leader; always when alone).
+  void setRolloutDriver(std::function<bool()> is_driver) { is_driver_ = std::move(is_driver); }
+  // GET /api/v1/fleet answers with this (fleet mode); unset: 404.
+  void setFleetView(std::function<std::string()> view) { fleet_view_ = std::move(view); }
+  // The store revision of the state this instance serves (a shared store; 0 for RocksDB).
+  std::int64_t storeRevision() const { return store_->revision(); }
+
   // Where rollouts read their counts: a route arm's (admin::Metrics::armCounts) and a flag
   // variant's (admin::Metrics::flagOutcomeCounts).
   using CountsSource = std::function<ArmCounts(const std::string& route_or_flag, const std::string& arm_or_variant)>;
@@ -100,6 +113,7 @@ class AdminApi {
 
  private:
   Response handle(const Request& req);
+  Response handleOnce(const Request& req);
   // Applies one write to `state`; `resource` and `before`/`after` describe it for the answer
   // and the audit log.
   Error apply(State& state, std::string_view method, std::string_view path, std::string_view body, std::string& resource,
@@ -170,6 +184,10 @@ class AdminApi {
   Publish publish_;
   State state_;
   std::uint64_t version_ = 0;
+  bool conflict_ = false;              // the last commit lost to another instance (handle() retries)
+  std::function<bool()> is_driver_;    // unset: this instance drives rollouts
+  std::function<std::string()> fleet_view_;
+  bool was_driver_ = false;
 };
 
 }  // namespace fledge::admin

@@ -90,6 +90,10 @@ class Metrics {
   // Counts an admin API response (called on the admin thread).
   void adminResponse(unsigned status);
   // Config version shown as fledge_config_version.
+  std::uint64_t configVersion() const {
+    std::lock_guard lock(mu_);
+    return config_version_;
+  }
   void setConfigVersion(std::uint64_t v) {
     std::lock_guard lock(mu_);
     config_version_ = v;

@@ -413,6 +413,12 @@ Response AdminApi::handleRolloutWrite(const Request& req, const std::string& act
 }
 
 void AdminApi::tickRollouts() {
+  // In a fleet only the leader judges and moves rollouts; one that becomes leader starts each
+  // analysis afresh from the stored status.
+  const bool driver = !is_driver_ || is_driver_();
+  if (driver != was_driver_) runtime_.clear();
+  was_driver_ = driver;
+  if (!driver) return;
   const std::int64_t now = nowMs();
   const auto rollouts = state_.rollouts;  // transitions below replace state_
   for (const auto& [name, json_text] : rollouts) {

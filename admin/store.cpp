@@ -44,7 +44,7 @@ class RocksStore : public Store {
     return std::make_pair(static_cast<std::uint64_t>(v), std::move(state));
   }
 
-  bool commit(std::uint64_t version, const std::string& state, const std::string& audit_json, std::string& error) override {
+  CommitResult commit(std::uint64_t version, const std::string& state, const std::string& audit_json, std::string& error) override {
     rocksdb::WriteBatch batch;
     batch.Put(kStateKey, state);
     batch.Put(kVersionKey, std::to_string(version));
@@ -53,7 +53,7 @@ class RocksStore : public Store {
     wo.sync = true;  // on disk before the API answers
     rocksdb::Status s = db_->Write(wo, &batch);
     if (!s.ok()) error = "cannot write state: " + s.ToString();
-    return s.ok();
+    return s.ok() ? CommitResult::kOk : CommitResult::kFailed;
   }
 
   std::vector<std::string> audit(std::uint64_t since, std::size_t limit, std::string& error) override {

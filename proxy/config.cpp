@@ -259,6 +259,41 @@ void parseClientTls(Walker& w, element e, const std::string& path, const std::st
   if (t.cert_file.empty() != t.key_file.empty()) w.error(path, "cert_file and key_file go together");
 }
 
+// admin.store: {"etcd": {"endpoints", "prefix", "tls", "username", "password_env", "member", "lease_ttl_s"}}
+void parseStore(Walker& w, element e, const std::string& path, const std::string& base_dir, AdminConfig& admin) {
+  w.object(e, path, {"etcd"}, [&](std::string_view, element v, const std::string& sub) {
+    auto& etcd = admin.etcd.emplace();
+    bool has_endpoints = false;
+    w.object(v, sub, {"endpoints", "prefix", "tls", "username", "password_env", "member", "lease_ttl_s"},
+             [&](std::string_view key, element ev, const std::string& ep) {
+               if (key == "endpoints") {
+                 has_endpoints = true;
+                 w.array(ev, ep, [&](element item, const std::string& ip, std::size_t) {
+                   HostPort hp;
+                   w.hostPort(item, ip, hp, false);
+                   etcd.endpoints.push_back(std::move(hp));
+                 });
+                 if (etcd.endpoints.empty() && ev.is_array()) w.error(ep, "must list at least one etcd endpoint");
+               } else if (key == "prefix") {
+                 if (w.string(ev, ep, etcd.prefix) && (etcd.prefix.empty() || etcd.prefix.back() != '/' || !isFieldValue(etcd.prefix)))
+                   w.error(ep, "must be a key prefix ending in \"/\" (e.g. \"/fledge/\")");
+               } else if (key == "tls") {
+                 parseClientTls(w, ev, ep, base_dir, etcd.tls.emplace());
+               } else if (key == "username") {
+                 w.string(ev, ep, etcd.username);
+               } else if (key == "password_env") {
+                 w.string(ev, ep, etcd.password_env);
+               } else if (key == "member") {
+                 if (w.string(ev, ep, etcd.member) && !validName(etcd.member)) w.error(ep, std::string("member ") + kNameRule);
+               } else {
+                 w.uint(ev, ep, 2, 60, etcd.lease_ttl_s);
+               }
+             });
+    if (!has_endpoints && v.is_object()) w.error(sub + ".endpoints", "is required");
+    if (etcd.username.empty() != etcd.password_env.empty()) w.error(sub, "username and password_env go together");
+  });
+}
+
 void parseCluster(Walker& w, std::string_view name, element e, const std::string& path, const std::string& base_dir, ClusterConfig& c) {
   c.name.assign(name);
   if (!validName(name)) w.error(path, std::string("cluster name ") + kNameRule);
@@ -758,12 +793,15 @@ ConfigResult parseConfig(std::string_view json, const std::string& base_dir) {
                    cfg.log_level != "warn" && cfg.log_level != "error")
                  w.error(path, "must be one of \"debug\", \"info\", \"warn\", \"error\"");
              } else if (key == "admin") {
-               w.object(v, path, {"listen", "data_dir", "tokens_file", "tls"}, [&](std::string_view ak, element av, const std::string& ap) {
+               w.object(v, path, {"listen", "data_dir", "tokens_file", "tls", "store"}, [&](std::string_view ak, element av, const std::string& ap) {
                  if (ak == "listen") w.hostPort(av, ap, cfg.admin.listen, true);
                  else if (ak == "tls") parseServerTls(w, av, ap, base_dir, cfg.admin.tls.emplace());
+                 else if (ak == "store") parseStore(w, av, ap, base_dir, cfg.admin);
                  else if (ak == "data_dir") w.string(av, ap, cfg.admin.data_dir);
                  else w.string(av, ap, cfg.admin.tokens_file);
                });
+               if (!cfg.admin.data_dir.empty() && cfg.admin.etcd)
+                 w.error(path + ".store", "admin.data_dir and admin.store are two stores: choose one");
              } else if (key == "timeouts") {
                w.object(v, path,
                         {"header_read_ms", "idle_ms", "body_read_ms", "upstream_connect_ms", "upstream_response_ms",
@@ -956,6 +994,7 @@ std::vector<std::string> keepRestartOnly(const Config& running, Config& next) {
   keep("admin.data_dir", na.data_dir, ra.data_dir, na.data_dir == ra.data_dir);
   keep("admin.tokens_file", na.tokens_file, ra.tokens_file, na.tokens_file == ra.tokens_file);
   keep("admin.tls", na.tls, ra.tls, na.tls == ra.tls);
+  keep("admin.store", na.etcd, ra.etcd, na.etcd == ra.etcd);
   const auto& ro = running.ofrep;
   auto& no = next.ofrep;
   keep("ofrep.enabled", no.enabled, ro.enabled, no.enabled == ro.enabled);

@@ -24,6 +24,7 @@ struct HostPort {
   std::string host;  // as written: name, IPv4, or IPv6 without brackets
   std::uint16_t port = 0;
   std::string str() const;
+  bool operator==(const HostPort&) const = default;
 };
 
 // Parses "host:port" or "[v6]:port". Returns an error message, or empty on success.
@@ -201,9 +202,22 @@ struct HttpConfig {
   UnderscoreHeaders underscores_in_headers = UnderscoreHeaders::kDrop;
 };
 
+// admin.store.etcd: the admin state in etcd, shared by a fleet of instances (admin/fleet.hpp).
+struct EtcdStoreConfig {
+  std::vector<HostPort> endpoints;
+  std::string prefix = "/fledge/";  // every key Fledge writes starts with it
+  std::optional<TlsClientConfig> tls;
+  std::string username;
+  std::string password_env;  // the environment variable holding the password
+  std::string member;        // this instance's id in the fleet; empty: <host name>:<admin port>
+  unsigned lease_ttl_s = 3;  // a dead leader's rollouts move to another instance within this
+  bool operator==(const EtcdStoreConfig&) const = default;
+};
+
 struct AdminConfig {
   HostPort listen{"127.0.0.1", 9901};
   std::string data_dir;     // the admin API's RocksDB store; empty: no /api/v1 (the file is the truth)
+  std::optional<EtcdStoreConfig> etcd;  // instead of data_dir: the state in etcd, for a fleet
   std::string tokens_file;  // "name:role:token" lines; also FLEDGE_ADMIN_TOKENS
   std::optional<TlsServerConfig> tls;
 };

@@ -4,6 +4,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <charconv>
 #include <cmath>
@@ -18,6 +20,8 @@
 #include <string_view>
 
 #include "admin/api.hpp"
+#include "admin/etcd_store.hpp"
+#include "admin/fleet.hpp"
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "admin/ofrep.hpp"
@@ -101,6 +105,11 @@ std::string readFile(const std::string& path, bool& ok) {
   ss << in.rdbuf();
   ok = static_cast<bool>(in) || in.eof();
   return ss.str();
+}
+
+std::string hostName() {
+  char name[256] = {};
+  return ::gethostname(name, sizeof name - 1) == 0 && name[0] ? std::string(name) : std::string("fledge");
 }
 
 bool isLoopback(const proxy::HostPort& hp) {
@@ -219,13 +228,32 @@ int run(const std::string& path, bool reseed) {
   std::shared_ptr<std::atomic<std::shared_ptr<const proxy::Snapshot>>> current =
       std::make_shared<std::atomic<std::shared_ptr<const proxy::Snapshot>>>(snap);
   std::function<void(std::shared_ptr<const proxy::Snapshot>)> on_publish;  // set once the server exists
-  if (!snap->config.admin.data_dir.empty()) {
+  const std::optional<proxy::EtcdStoreConfig> etcd_cfg = snap->config.admin.etcd;  // a copy: `snap` is replaced below
+  admin::etcd::Options etcd_options;  // fleet mode: the state in etcd
+  admin::EtcdKeys etcd_keys;
+  if (etcd_cfg) {
+    etcd_options.endpoints = etcd_cfg->endpoints;
+    etcd_options.tls = etcd_cfg->tls;
+    etcd_options.username = etcd_cfg->username;
+    if (!etcd_cfg->password_env.empty()) {
+      const char* pw = std::getenv(etcd_cfg->password_env.c_str());
+      if (!pw) {
+        log::error("cannot start the fleet store", {{"field", "admin.store.etcd.password_env"},
+                                                    {"error", "environment variable " + etcd_cfg->password_env + " is not set"}});
+        return 1;
+      }
+      etcd_options.password = pw;
+    }
+    etcd_keys.prefix = etcd_cfg->prefix;
+  }
+  if (!snap->config.admin.data_dir.empty() || etcd_cfg) {
     if (admin_open) {
       log::error("refusing to serve the admin API on a non-loopback address without tokens",
                  {{"address", snap->config.admin.listen.str()}});
       return 1;
     }
-    auto store = admin::openRocksStore(snap->config.admin.data_dir, err);
+    std::unique_ptr<admin::Store> store = etcd_cfg ? std::make_unique<admin::EtcdStore>(etcd_options, etcd_keys)
+                                                   : admin::openRocksStore(snap->config.admin.data_dir, err);
     if (!store) {
       log::error("cannot open the admin store", {{"error", err}});
       return 1;
@@ -237,15 +265,17 @@ int run(const std::string& path, bool reseed) {
                                             });
     auto stored = api->start(reseed, err);
     if (!stored) {
-      log::error("cannot start from the admin store", {{"data_dir", snap->config.admin.data_dir}, {"error", err}});
+      log::error("cannot start from the admin store",
+                 {{"store", etcd_cfg ? "etcd " + etcd_keys.prefix : snap->config.admin.data_dir}, {"error", err}});
       return 1;
     }
     snap = stored;
     current->store(snap);
-    log::info("admin store loaded", {{"data_dir", snap->config.admin.data_dir}, {"version", std::to_string(api->version())},
+    log::info("admin store loaded", {{"store", etcd_cfg ? "etcd " + etcd_keys.prefix : snap->config.admin.data_dir},
+                                     {"version", std::to_string(api->version())},
                                      {"reseeded", reseed ? "true" : "false"}});
   } else if (reseed) {
-    log::error("--reseed needs admin.data_dir");
+    log::error("--reseed needs admin.data_dir or admin.store");
     return 2;
   }
   auto server = proxy::Server::create(snap, err);
@@ -328,18 +358,30 @@ int run(const std::string& path, bool reseed) {
               {{"address", snap->config.admin.listen.str()}});
   }
   admin.every(std::chrono::seconds(1), [&metrics] { metrics.sample(admin::Metrics::Clock::now()); });
+  std::unique_ptr<admin::Fleet> fleet;  // created once the admin port is known (it names the member)
   if (api) {
-    api->setCounts([&metrics](const std::string& route, const std::string& arm) { return metrics.armCounts(route, arm); },
-                   [&metrics](const std::string& flag, const std::string& variant) { return metrics.flagOutcomeCounts(flag, variant); });
+    // In a fleet the leader judges rollouts on everyone's counts.
+    api->setCounts(
+        [&metrics, &fleet](const std::string& route, const std::string& arm) {
+          return fleet ? fleet->counts(admin::armCountsKey(route, arm)) : metrics.armCounts(route, arm);
+        },
+        [&metrics, &fleet](const std::string& flag, const std::string& variant) {
+          return fleet ? fleet->counts(admin::variantCountsKey(flag, variant)) : metrics.flagOutcomeCounts(flag, variant);
+        });
     api->setWebhookExecutor(admin.workExecutor());
     metrics.addCollector([&api] { return api->rolloutMetrics(); });
     admin.every(std::chrono::seconds(1), [&api] { api->tickRollouts(); }, admin::HttpServer::Runs::kWorkThread);
   }
   admin.handle(http::verb::get, "/healthz",
                [](const admin::Request& req) { return admin::HttpServer::text(req, http::status::ok, "ok"); });
-  admin.handle(http::verb::get, "/readyz", [&ready](const admin::Request& req) {
-    return ready ? admin::HttpServer::text(req, http::status::ok, "ready")
-                 : admin::HttpServer::text(req, http::status::service_unavailable, "not ready");
+  admin.handle(http::verb::get, "/readyz", [&ready, &fleet](const admin::Request& req) {
+    if (!ready) return admin::HttpServer::text(req, http::status::service_unavailable, "not ready");
+    // The data plane never waits for etcd: ready, with the reason writes are refused.
+    if (fleet && !fleet->storeUp())
+      return admin::HttpServer::text(req, http::status::ok,
+                                     "ready (fleet store unreachable: " + fleet->storeError() +
+                                         "; serving the last applied state, admin writes answer 503)");
+    return admin::HttpServer::text(req, http::status::ok, "ready");
   });
   boost::asio::ip::tcp::endpoint admin_ep;
   err = proxy::resolveHostPort(snap->config.admin.listen, admin_ep);
@@ -351,6 +393,34 @@ int run(const std::string& path, bool reseed) {
   if (!err.empty()) {
     log::error("cannot start admin listener", {{"address", snap->config.admin.listen.str()}, {"error", err}});
     return 1;
+  }
+  if (etcd_cfg) {
+    admin::Fleet::Options fo;
+    fo.etcd = etcd_options;
+    fo.keys = etcd_keys;
+    fo.member_id = etcd_cfg->member.empty() ? hostName() + ":" + std::to_string(admin_ep.port()) : etcd_cfg->member;
+    fo.admin_address = addressString(admin_ep);
+    fo.lease_ttl = std::chrono::seconds(etcd_cfg->lease_ttl_s);
+    fleet = std::make_unique<admin::Fleet>(
+        std::move(fo), *api, admin.workExecutor(), [&metrics] { return metrics.configVersion(); },
+        [&metrics, current] {
+          // Every split route's arms and every observed flag's variants (flags under rollout
+          // are observed), cumulative: the leader sums them over the fleet.
+          admin::CountsByKey out;
+          const auto s = current->load();
+          for (const auto& r : s->config.routes)
+            if (r.split)
+              for (const auto& a : r.split->arms) out[admin::armCountsKey(r.name, a.name)] = metrics.armCounts(r.name, a.name);
+          if (const auto& set = s->config.flag_set)
+            for (const auto& key : s->config.metrics.flag_outcomes)
+              if (const auto* f = set->find(key))
+                for (const auto& v : f->variants) out[admin::variantCountsKey(key, v.name)] = metrics.flagOutcomeCounts(key, v.name);
+          return out;
+        });
+    api->setRolloutDriver([&fleet] { return fleet->isLeader(); });
+    api->setFleetView([&fleet] { return fleet->view(); });
+    metrics.addCollector([&fleet] { return fleet->metrics(); });
+    fleet->start(api->storeRevision());
   }
 
   // OFREP on its own listener and thread, so SDK traffic never queues behind the admin API.
@@ -427,6 +497,7 @@ int run(const std::string& path, bool reseed) {
 
   main_ioc.run();
   notify(proxy::sdNotifyStopping, "draining");
+  if (fleet) fleet->stop();  // hands the rollout leadership over at once
   proxy::tls_registry::stopWatching();
   ready = false;
   const auto drain = current->load()->config.timeouts.drain;

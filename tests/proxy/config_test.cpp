@@ -111,6 +111,31 @@ TEST(Config, ReportsEveryProblemWithItsPath) {
   EXPECT_TRUE(hasError(r, "extra", "unknown field")) << all;
 }
 
+TEST(Config, EtcdStoreBlock) {
+  auto ok = parseConfig(R"({"listeners": [{"address": "127.0.0.1:0"}], "clusters": {}, "routes": [],
+    "admin": {"store": {"etcd": {"endpoints": ["127.0.0.1:2379", "[::1]:2379"], "prefix": "/shop/", "member": "edge-1",
+                                 "lease_ttl_s": 5, "username": "fledge", "password_env": "ETCD_PW"}}}})");
+  ASSERT_TRUE(ok.ok()) << allErrors(ok);
+  const auto& e = *ok.config->admin.etcd;
+  ASSERT_EQ(e.endpoints.size(), 2u);
+  EXPECT_EQ(e.endpoints[1].host, "::1");
+  EXPECT_EQ(e.prefix, "/shop/");
+  EXPECT_EQ(e.member, "edge-1");
+  EXPECT_EQ(e.lease_ttl_s, 5u);
+  auto r = parseConfig(R"({"listeners": [{"address": "127.0.0.1:0"}], "clusters": {}, "routes": [],
+    "admin": {"data_dir": "/tmp/x", "store": {"etcd": {"endpoints": [], "prefix": "fledge", "lease_ttl_s": 1,
+                                                       "username": "u", "member": "a b", "color": 1}}}})");
+  ASSERT_FALSE(r.ok());
+  const std::string all = allErrors(r);
+  EXPECT_TRUE(hasError(r, "admin.store", "two stores: choose one")) << all;
+  EXPECT_TRUE(hasError(r, "admin.store.etcd.endpoints", "at least one etcd endpoint")) << all;
+  EXPECT_TRUE(hasError(r, "admin.store.etcd.prefix", "ending in \"/\"")) << all;
+  EXPECT_TRUE(hasError(r, "admin.store.etcd.lease_ttl_s", "between 2")) << all;
+  EXPECT_TRUE(hasError(r, "admin.store.etcd", "username and password_env go together")) << all;
+  EXPECT_TRUE(hasError(r, "admin.store.etcd.member", "1-128 characters")) << all;
+  EXPECT_TRUE(hasError(r, "admin.store.etcd.color", "unknown field")) << all;
+}
+
 TEST(Config, FlagOutcomesNameKnownFlags) {
   const std::string flags = R"("flags":{"flags":{"f":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off"}}})";
   auto base = [&](const std::string& metrics) {
