@@ -217,6 +217,7 @@ std::shared_ptr<const proxy::Snapshot> AdminApi::start(bool reseed, std::string&
       Error e;
       auto snap = validate(state_, e);
       if (!snap) error = "stored state is invalid: " + (e.field.empty() ? "" : e.field + ": ") + e.message;
+      else store_->adopt(store_->loadedRevision());
       return snap;
     }
     State seeded = seedFromFile(error);
@@ -232,6 +233,7 @@ std::shared_ptr<const proxy::Snapshot> AdminApi::start(bool reseed, std::string&
                         jsonQuote(reseed ? "reseed" : "seed") + ",\"action\":" + jsonQuote(reseed ? "reseed" : "seed") +
                         ",\"resource\":\"config\",\"before\":" + (stored ? stored->second : std::string("null")) +
                         ",\"after\":" + seeded.toJson(v) + "}";
+    store_->adopt(store_->loadedRevision());  // (re)seeding replaces what was just loaded, nothing newer
     const CommitResult r = store_->commit(v, seeded.toJson(v), audit, error);
     if (r == CommitResult::kConflict && attempt < 3) {
       error.clear();
@@ -281,7 +283,8 @@ bool AdminApi::applyStored(std::int64_t revision, const std::string& state_json,
 bool AdminApi::resync(std::string& error) {
   auto stored = store_->load(error);
   if (!error.empty() || !stored) return false;
-  return applyStored(0, stored->second, error);
+  // Adopted only if it applies: a write is never made on a revision this instance does not serve.
+  return applyStored(store_->loadedRevision(), stored->second, error);
 }
 
 const ApiToken* authenticateToken(const Request& req, const std::vector<ApiToken>& tokens) {
@@ -486,9 +489,15 @@ bool AdminApi::commitInternal(State next, std::shared_ptr<const proxy::Snapshot>
     case CommitResult::kConflict: {
       // Another instance of the fleet wrote first: take its state; handle() retries the write
       // against it unless the client sent If-Match.
-      conflict_ = true;
       std::string e;
-      if (!resync(e) && !e.empty()) log::warn("cannot re-read the store after a conflict", {{"error", e}});
+      if (!resync(e)) {
+        // Its state does not apply here (e.g. a name that does not resolve on this host): no
+        // write may be built on the older state this instance still serves.
+        log::error("cannot take the fleet's newest state after a conflict", {{"error", e}});
+        error = err(503, "the fleet's newest configuration does not apply on this instance (" + e + "); nothing was applied");
+        return false;
+      }
+      conflict_ = true;
       error = err(412, "the configuration was changed by another instance (now version " + std::to_string(version_) + ")");
       return false;
     }

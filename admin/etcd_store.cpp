@@ -26,7 +26,7 @@ std::optional<std::pair<std::uint64_t, std::string>> EtcdStore::load(std::string
     return std::nullopt;
   }
   if (r.kvs.empty()) {
-    revision_ = 0;
+    loaded_revision_ = 0;
     return std::nullopt;
   }
   const auto& kv = r.kvs.front();
@@ -37,7 +37,7 @@ std::optional<std::pair<std::uint64_t, std::string>> EtcdStore::load(std::string
     error = "the state in etcd (" + keys_.state() + ") has no valid version";
     return std::nullopt;
   }
-  revision_ = kv.mod_revision;
+  loaded_revision_ = kv.mod_revision;
   return std::make_pair(static_cast<std::uint64_t>(v), kv.value);
 }
 

@@ -32,11 +32,13 @@ class EtcdStore : public Store {
   std::vector<std::string> audit(std::uint64_t since, std::size_t limit, std::string& error) override;
   void adopt(std::int64_t revision) override;
   std::int64_t revision() const override { return revision_; }
+  std::int64_t loadedRevision() const override { return loaded_revision_; }
 
  private:
   etcd::Client client_;
   EtcdKeys keys_;
   std::int64_t revision_ = 0;  // mod revision of the state key this instance builds on
+  std::int64_t loaded_revision_ = 0;  // mod revision of the state the last load() returned
 };
 
 }  // namespace fledge::admin

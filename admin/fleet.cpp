@@ -134,19 +134,57 @@ void Fleet::setStore(bool up, const std::string& error) {
 }
 
 void Fleet::apply(std::string state_json, std::int64_t revision) {
+  std::int64_t seen = latest_seen_.load();
+  while (revision > seen && !latest_seen_.compare_exchange_weak(seen, revision)) {
+  }
   boost::asio::post(work_, [this, state_json = std::move(state_json), revision] {
     std::string error;
-    if (api_.applyStored(revision, state_json, error)) {
-      applied_remote_.fetch_add(1, std::memory_order_relaxed);
-    } else if (!error.empty()) {
-      log::error("state from the fleet store not applied; the previous one keeps serving", {{"revision", std::to_string(revision)}, {"error", error}});
+    try {
+      if (api_.applyStored(revision, state_json, error)) {
+        applied_remote_.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
     }
+    if (!error.empty())
+      log::error("state from the fleet store not applied; the previous one keeps serving (retried every second)",
+                 {{"revision", std::to_string(revision)}, {"error", error}});
+  });
+}
+
+void Fleet::catchUp() {
+  // A state that did not apply (a name that did not resolve yet, ...) is tried again, so an
+  // instance does not stay behind until the next change.
+  const std::int64_t seen = latest_seen_.load();
+  boost::asio::post(work_, [this, seen] {
+    if (api_.storeRevision() >= seen) return;
+    std::string error;
+    try {
+      if (api_.resync(error)) return;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+    log::limited(catch_up_log_, log::Level::kError, "still behind the fleet's newest state", {{"error", error}});
   });
 }
 
 void Fleet::watchLoop(std::int64_t revision) {
+  for (;;) {
+    try {
+      watchUntilStopped(revision);
+      return;
+    } catch (const std::exception& e) {  // start again from a full re-read
+      log::error("fleet watch failed; re-reading the state", {{"error", e.what()}});
+      revision = -1;
+      if (!sleepFor(std::chrono::milliseconds(500))) return;
+    }
+  }
+}
+
+void Fleet::watchUntilStopped(std::int64_t revision) {
   etcd::Client reader(opt_.etcd);
-  bool resync = false;  // after a broken or compacted watch: read the whole state first
+  bool resync = revision < 0;  // after a broken or compacted watch: read the whole state first
   while (!stopping_) {
     if (resync) {
       etcd::RangeResult r;
@@ -168,6 +206,13 @@ void Fleet::watchLoop(std::int64_t revision) {
       if (stopping_) return;
       watch_ = &watch;
     }
+    struct Unpublish {  // stop() must never see a watch that is gone, however this scope ends
+      Fleet& f;
+      ~Unpublish() {
+        std::lock_guard lock(f.mu_);
+        f.watch_ = nullptr;
+      }
+    } unpublish{*this};
     std::vector<etcd::Watch::Event> events;
     for (;;) {
       events.clear();
@@ -188,10 +233,6 @@ void Fleet::watchLoop(std::int64_t revision) {
         if (e.type == etcd::Watch::Event::Type::kPut) apply(std::move(e.kv.value), e.kv.mod_revision);
       if (at > revision) revision = at;
     }
-    {
-      std::lock_guard lock(mu_);
-      watch_ = nullptr;
-    }
     if (!stopping_ && !storeUp() && !sleepFor(std::chrono::milliseconds(500))) return;
   }
 }
@@ -199,7 +240,12 @@ void Fleet::watchLoop(std::int64_t revision) {
 void Fleet::heartbeatLoop() {
   etcd::Client client(opt_.etcd);
   do {
-    heartbeat(client);
+    try {
+      heartbeat(client);
+    } catch (const std::exception& e) {  // e.g. a member document Boost.JSON refuses: skip this beat
+      log::limited(beat_log_, log::Level::kError, "fleet heartbeat failed", {{"error", e.what()}});
+    }
+    catchUp();
   } while (sleepFor(std::chrono::seconds(1)));
   // A clean stop hands the leadership over at once instead of after the lease's TTL.
   std::int64_t lease;
@@ -269,8 +315,12 @@ void Fleet::heartbeat(etcd::Client& client) {
     FleetMember m;
     if (const auto* id = o->if_contains("id"); id && id->is_string()) m.id = std::string(id->get_string());
     if (const auto* a = o->if_contains("admin"); a && a->is_string()) m.admin = std::string(a->get_string());
-    if (const auto* ver = o->if_contains("version"); ver && ver->is_number()) m.version = ver->to_number<std::uint64_t>();
-    if (const auto* u = o->if_contains("updated_ms"); u && u->is_number()) m.updated_ms = u->to_number<std::int64_t>();
+    boost::system::error_code nec;  // another member's document: never trusted to be well-formed
+    if (const auto* ver = o->if_contains("version"); ver && ver->is_number()) m.version = ver->to_number<std::uint64_t>(nec);
+    if (nec) m.version = 0;
+    nec.clear();
+    if (const auto* u = o->if_contains("updated_ms"); u && u->is_number()) m.updated_ms = u->to_number<std::int64_t>(nec);
+    if (nec) m.updated_ms = 0;
     CountsByKey c;
     if (const auto* cj = o->if_contains("counts"); cj && countsFromJson(json::serialize(*cj), c)) counts.emplace_back(m.id, std::move(c));
     if (!m.id.empty()) members.push_back(std::move(m));

@@ -26,6 +26,7 @@
 #include "admin/etcd_client.hpp"
 #include "admin/etcd_store.hpp"
 #include "admin/metrics.hpp"
+#include "proxy/log.hpp"
 
 namespace fledge::admin {
 
@@ -94,7 +95,9 @@ class Fleet {
   std::vector<prometheus::MetricFamily> metrics() const;
 
  private:
-  void watchLoop(std::int64_t revision);
+  void watchLoop(std::int64_t revision);  // revision < 0: begin with a full re-read
+  void watchUntilStopped(std::int64_t revision);
+  void catchUp();
   void heartbeatLoop();
   void heartbeat(etcd::Client& client);
   void apply(std::string state_json, std::int64_t revision);
@@ -109,6 +112,8 @@ class Fleet {
 
   std::atomic<bool> leader_{false}, store_up_{true}, stopping_{false};
   std::atomic<std::uint64_t> resyncs_{0}, applied_remote_{0};
+  std::atomic<std::int64_t> latest_seen_{0};  // newest state revision the watch delivered
+  log::Limiter beat_log_, catch_up_log_;
   mutable std::mutex mu_;  // guards everything below
   std::condition_variable cv_;
   std::string store_error_;

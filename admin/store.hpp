@@ -28,8 +28,11 @@ class Store {
                               std::string& error) = 0;
   // A shared store: the state at store revision `revision` was applied (seen by a watch).
   virtual void adopt(std::int64_t revision) { (void)revision; }
-  // A shared store: the store revision of the state last loaded, committed or adopted (0: local).
+  // A shared store: the store revision commits build on — that of the state last committed or
+  // adopted (0: local). load() does not move it: the caller adopts what it loaded once it applied.
   virtual std::int64_t revision() const { return 0; }
+  // A shared store: the store revision of the state the last load() returned.
+  virtual std::int64_t loadedRevision() const { return 0; }
   // Audit entries with seq >= since, oldest first, at most `limit`.
   virtual std::vector<std::string> audit(std::uint64_t since, std::size_t limit, std::string& error) = 0;
 };

@@ -47,7 +47,10 @@ bool FileWatcher::watch(const std::vector<std::string>& files, std::string& erro
   }
   std::lock_guard lock(mu_);
   std::map<int, std::string> dirs;
-  for (const auto& [dir, _] : want) {
+  // Two spellings of one directory (a symlink) share a watch: their names are merged under the
+  // spelling the watch is filed under.
+  std::map<std::string, std::set<std::string>> merged;
+  for (const auto& [dir, files] : want) {
     int wd = ::inotify_add_watch(inotify_fd_, dir.c_str(), kEvents | IN_ONLYDIR);
     if (wd < 0) {
       error = "cannot watch directory \"" + dir + "\": " + std::strerror(errno);
@@ -55,12 +58,13 @@ bool FileWatcher::watch(const std::vector<std::string>& files, std::string& erro
         if (!dirs_.count(d)) ::inotify_rm_watch(inotify_fd_, d);
       return false;
     }
-    dirs[wd] = dir;
+    auto [at, fresh] = dirs.emplace(wd, dir);
+    merged[at->second].insert(files.begin(), files.end());
   }
   for (const auto& [wd, _] : dirs_)
     if (!dirs.count(wd)) ::inotify_rm_watch(inotify_fd_, wd);
   dirs_ = std::move(dirs);
-  names_ = std::move(want);
+  names_ = std::move(merged);
   return true;
 }
 
@@ -93,6 +97,7 @@ void FileWatcher::run() {
     }
     if (n > 0 && (fds[1].revents & POLLIN)) return;
     if (n > 0 && (fds[0].revents & POLLIN)) {
+      bool seen = false;  // only the watched files' events delay the call, not their neighbours'
       for (;;) {
         ssize_t len = ::read(inotify_fd_, buf, sizeof buf);
         if (len <= 0) break;
@@ -100,13 +105,16 @@ void FileWatcher::run() {
           auto* ev = reinterpret_cast<inotify_event*>(p);
           p += sizeof(inotify_event) + ev->len;
           if (ev->mask & IN_Q_OVERFLOW) {
-            pending = true;  // events were lost: assume the worst
+            seen = true;  // events were lost: assume the worst
             continue;
           }
-          if (relevant(ev->wd, ev->len ? std::string(ev->name) : std::string())) pending = true;
+          if (relevant(ev->wd, ev->len ? std::string(ev->name) : std::string())) seen = true;
         }
       }
-      if (pending) due = Clock::now() + settle_;  // wait for the burst to end
+      if (seen) {
+        pending = true;
+        due = Clock::now() + settle_;  // wait for the burst to end
+      }
       continue;
     }
     if (pending && Clock::now() >= due) {

@@ -320,13 +320,24 @@ int run(const std::string& path, bool reseed) {
                  });
   metrics.addCollector([&live] { return admin::reloadFamilies(live.counts()); });
   // A burst of writes to a flag file is read once, 100 ms after it ends.
-  proxy::FileWatcher flag_watcher([&main_ioc, &live] { boost::asio::post(main_ioc, [&live] { live.reload(LiveFiles::Source::kFlagFile); }); },
-                                  std::chrono::milliseconds(100));
-  auto watchFlagFiles = [&flag_watcher, &live] {
+  std::unique_ptr<proxy::FileWatcher> flag_watcher;
+  // After every reload: the files may have changed, and a directory replaced or removed has lost
+  // its watch; a directory that cannot be watched is logged once until it can be again.
+  bool watch_failed = false;
+  auto watchFlagFiles = [&flag_watcher, &live, &watch_failed] {
     std::string e;
-    if (!live.flagFiles().empty() && !flag_watcher.watch(live.flagFiles(), e))
-      log::error("flag files are not watched; SIGHUP still reloads them", {{"error", e}});
+    const bool ok = live.flagFiles().empty() || flag_watcher->watch(live.flagFiles(), e);
+    if (!ok && !watch_failed) log::error("flag files are not watched; SIGHUP still reloads them", {{"error", e}});
+    watch_failed = !ok;
   };
+  flag_watcher = std::make_unique<proxy::FileWatcher>(
+      [&main_ioc, &live, &watchFlagFiles] {
+        boost::asio::post(main_ioc, [&live, &watchFlagFiles] {
+          live.reload(LiveFiles::Source::kFlagFile);
+          watchFlagFiles();
+        });
+      },
+      std::chrono::milliseconds(100));
   if (!api) watchFlagFiles();
 
   std::atomic<bool> ready{false};

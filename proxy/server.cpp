@@ -26,31 +26,38 @@ std::shared_ptr<ListenerInfo> Server::makeInfo(const ListenerConfig& l, std::str
   return info;
 }
 
-bool Server::bind(const ListenerConfig& l, std::shared_ptr<const ListenerInfo> info, std::string& error) {
+Server::Opened::~Opened() {
+  for (int fd : fds) ::close(fd);  // never handed to the workers
+}
+
+bool Server::open(const ListenerConfig& l, Opened& out, std::string& error) const {
   tcp::endpoint want;
   error = resolveHostPort(l.address, want);
   if (!error.empty()) {
     error = "listener " + l.name + ": " + error;
     return false;
   }
-  std::vector<int> fds;
   for (std::size_t i = 0; i < workers_.size(); ++i) {
     boost::system::error_code ec;
     tcp::endpoint bound;
     int fd = openListeningSocket(want, bound, ec);
     if (fd < 0) {
-      for (int f : fds) ::close(f);
       error = "listener " + l.name + ": cannot listen on " + l.address.str() + ": " + ec.message();
       return false;
     }
-    fds.push_back(fd);
+    out.fds.push_back(fd);
     want = bound;  // with port 0 the first socket picks the port, the others share it
   }
-  for (std::size_t i = 0; i < workers_.size(); ++i) workers_[i]->adoptListener(fds[i], info);
+  out.endpoint = want;
+  return true;
+}
+
+void Server::adopt(const ListenerConfig& l, std::shared_ptr<const ListenerInfo> info, Opened& opened) {
+  for (std::size_t i = 0; i < workers_.size(); ++i) workers_[i]->adoptListener(opened.fds[i], info);
+  opened.fds.clear();  // the workers own them now
   if (info->tls) tls_registry::add(info->tls);
   listening_.push_back({l, std::move(info), next_slot_++});
-  endpoints_.push_back(want);
-  return true;
+  endpoints_.push_back(opened.endpoint);
 }
 
 std::unique_ptr<Server> Server::create(std::shared_ptr<const Snapshot> snap, std::string& error) {
@@ -59,8 +66,10 @@ std::unique_ptr<Server> Server::create(std::shared_ptr<const Snapshot> snap, std
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) server->workers_.push_back(std::make_unique<Worker>(i, snap));
   for (const auto& l : snap->config.listeners) {
+    Opened opened;
     auto info = makeInfo(l, error);
-    if (!info || !server->bind(l, std::move(info), error)) return nullptr;
+    if (!info || !server->open(l, opened, error)) return nullptr;
+    server->adopt(l, std::move(info), opened);
   }
   return server;
 }
@@ -70,64 +79,63 @@ bool Server::updateListeners(const std::vector<ListenerConfig>& next, std::strin
   auto sameSocket = [](const ListenerConfig& a, const ListenerConfig& b) {
     return a.name == b.name && a.address.host == b.address.host && a.address.port == b.address.port;
   };
-  // Everything that can fail first: new infos (certificates load) and new sockets.
-  std::vector<Listening> kept_or_new;
-  std::vector<std::pair<std::size_t, std::shared_ptr<const ListenerInfo>>> replaced;  // slot, info
-  const std::size_t old_count = listening_.size();
-  std::vector<bool> keep(old_count, false);
-  std::vector<tcp::endpoint> endpoints;
-  for (const auto& l : next) {
-    auto it = std::find_if(listening_.begin(), listening_.begin() + static_cast<std::ptrdiff_t>(old_count),
-                           [&](const Listening& x) { return sameSocket(x.config, l); });
-    if (it != listening_.begin() + static_cast<std::ptrdiff_t>(old_count)) {
-      const auto i = static_cast<std::size_t>(it - listening_.begin());
-      keep[i] = true;
-      Listening x = *it;
-      if (!(x.config.tls == l.tls) || x.config.redirect_https_port != l.redirect_https_port) {
-        auto info = makeInfo(l, error);
-        if (!info) break;
-        replaced.emplace_back(x.slot, info);
-        x.info = std::move(info);
+  // Phase one, everything that can fail, touching nothing live: the infos (certificates load)
+  // and the sockets of new listeners. A failure closes what was opened and changes nothing.
+  struct Planned {
+    const ListenerConfig* config;
+    std::optional<std::size_t> kept;              // index into listening_
+    std::shared_ptr<const ListenerInfo> info;     // new or replacing; null: keep the old one
+    Opened opened;                                // a new listener's sockets
+  };
+  std::vector<Planned> plan(next.size());
+  std::vector<bool> keep(listening_.size(), false);
+  for (std::size_t n = 0; n < next.size(); ++n) {
+    const ListenerConfig& l = next[n];
+    Planned& p = plan[n];
+    p.config = &l;
+    auto it = std::find_if(listening_.begin(), listening_.end(), [&](const Listening& x) { return sameSocket(x.config, l); });
+    if (it != listening_.end()) {
+      p.kept = static_cast<std::size_t>(it - listening_.begin());
+      keep[*p.kept] = true;
+      if (!(it->config.tls == l.tls) || it->config.redirect_https_port != l.redirect_https_port) {
+        p.info = makeInfo(l, error);
+        if (!p.info) return false;
       }
-      x.config = l;
-      kept_or_new.push_back(std::move(x));
-      endpoints.push_back(endpoints_[i]);
       continue;
     }
-    auto info = makeInfo(l, error);
-    if (!info || !bind(l, std::move(info), error)) break;
-    kept_or_new.push_back(listening_.back());  // bind() appended it
-    endpoints.push_back(endpoints_.back());
+    p.info = makeInfo(l, error);
+    if (!p.info || !open(l, p.opened, error)) return false;
   }
-  if (!error.empty()) {
-    // Undo the binds of this call: they were appended after the old entries.
-    for (std::size_t i = old_count; i < listening_.size(); ++i) {
-      for (auto& w : workers_) w->closeListener(listening_[i].slot);
-      if (listening_[i].info->tls) tls_registry::remove(listening_[i].info->tls.get());
-    }
-    listening_.resize(old_count);
-    endpoints_.resize(old_count);
-    return false;
-  }
-  for (std::size_t i = 0; i < old_count; ++i) {
+  // Phase two: apply. Removed listeners stop accepting; their connections run on.
+  for (std::size_t i = 0; i < listening_.size(); ++i) {
     if (keep[i]) continue;
     for (auto& w : workers_) w->closeListener(listening_[i].slot);
     if (listening_[i].info->tls) tls_registry::remove(listening_[i].info->tls.get());
     log::info("listener closed", {{"listener", listening_[i].config.name}, {"address", listening_[i].config.address.str()}});
   }
-  for (auto& [slot, info] : replaced) {
-    auto old = std::find_if(listening_.begin(), listening_.end(), [&, s = slot](const Listening& x) { return x.slot == s; });
-    if (old != listening_.end() && old->info->tls) tls_registry::remove(old->info->tls.get());
-    if (info->tls) tls_registry::add(info->tls);
-    for (auto& w : workers_) w->replaceListener(slot, info);
-  }
-  for (std::size_t i = old_count; i < listening_.size(); ++i) {
-    const auto& ep = endpoints_[i];
+  std::vector<Listening> old = std::move(listening_);
+  std::vector<tcp::endpoint> old_endpoints = std::move(endpoints_);
+  listening_.clear();
+  endpoints_.clear();
+  for (auto& p : plan) {
+    if (p.kept) {
+      Listening x = old[*p.kept];
+      if (p.info) {  // new TLS settings or redirect: for new connections
+        if (x.info->tls) tls_registry::remove(x.info->tls.get());
+        if (p.info->tls) tls_registry::add(p.info->tls);
+        for (auto& w : workers_) w->replaceListener(x.slot, p.info);
+        x.info = p.info;
+      }
+      x.config = *p.config;
+      listening_.push_back(std::move(x));
+      endpoints_.push_back(old_endpoints[*p.kept]);
+      continue;
+    }
+    adopt(*p.config, p.info, p.opened);
+    const auto& ep = endpoints_.back();
     const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
-    log::info("listening", {{"listener", listening_[i].config.name}, {"address", host + ":" + std::to_string(ep.port())}});
+    log::info("listening", {{"listener", p.config->name}, {"address", host + ":" + std::to_string(ep.port())}});
   }
-  listening_ = std::move(kept_or_new);
-  endpoints_ = std::move(endpoints);
   return true;
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The data plane: N workers sharing the listening ports through SO_REUSEPORT.
 #include <chrono>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,10 +52,20 @@ class Server {
     std::shared_ptr<const ListenerInfo> info;
     std::size_t slot;  // the same on every worker
   };
-  // The listener's info (TLS contexts registered for reload); null with `error`.
+  // The listener's info (its TLS contexts loaded); null with `error`.
   static std::shared_ptr<ListenerInfo> makeInfo(const ListenerConfig& l, std::string& error);
-  // Binds `l` on every worker (slots taken in order); false with `error`, nothing bound.
-  bool bind(const ListenerConfig& l, std::shared_ptr<const ListenerInfo> info, std::string& error);
+  // A listener's sockets, one per worker, bound and listening but not yet accepting.
+  struct Opened {
+    std::vector<int> fds;
+    boost::asio::ip::tcp::endpoint endpoint;
+    Opened() = default;
+    Opened(Opened&& o) noexcept : fds(std::move(o.fds)), endpoint(o.endpoint) { o.fds.clear(); }
+    Opened& operator=(Opened&&) = delete;
+    ~Opened();  // closes sockets never adopted
+  };
+  bool open(const ListenerConfig& l, Opened& out, std::string& error) const;
+  // Hands `opened` to the workers (the next slot on each) and registers the TLS contexts.
+  void adopt(const ListenerConfig& l, std::shared_ptr<const ListenerInfo> info, Opened& opened);
 
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<Listening> listening_;  // in configuration order

@@ -250,6 +250,27 @@ TEST(LiveSighup, AppliesANewConfigurationAndRefusesAnInvalidOne) {
   EXPECT_EQ(get(f.port(), "/x").result_int(), 200);
 }
 
+// A new listener that cannot bind fails the whole reload before anything goes live: the other
+// changes of that file do not apply either, and the running listeners serve on.
+TEST(LiveSighup, AListenerThatCannotBindRefusesTheWholeReload) {
+  EchoUpstream v1("v1"), v2("v2");
+  Fledge f(config("{" + cluster("v1", {v1.address()}) + "}", R"([{"name":"all","match":{"path_prefix":"/"},"cluster":"v1"}])"));
+  // A port held by a socket without SO_REUSEPORT: nobody else can bind it.
+  boost::asio::io_context ioc;
+  tcp::acceptor holder(ioc, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  const auto taken = holder.local_endpoint().port();
+  std::string next = config("{" + cluster("v2", {v2.address()}) + "}", R"([{"name":"all","match":{"path_prefix":"/"},"cluster":"v2"}])");
+  const std::string one = R"([{"name":"main","address":"127.0.0.1:0"}])";
+  next.replace(next.find(one), one.size(),
+               R"([{"name":"main","address":"127.0.0.1:0"},{"name":"busy","address":"127.0.0.1:)" + std::to_string(taken) + R"("}])");
+  writeFile(f.configPath(), next);
+  f.process().signal(SIGHUP);
+  ASSERT_TRUE(await([&] { return metric(f.adminPort(), reloads("sighup", "failed")) == 1; }, 10s)) << f.process().log();
+  EXPECT_TRUE(f.process().waitForLog("listener busy: cannot listen on 127.0.0.1:" + std::to_string(taken))) << f.process().log();
+  EXPECT_EQ(echoField(get(f.port(), "/x").body(), "name"), "v1");  // the cluster change did not apply
+  EXPECT_EQ(metric(f.adminPort(), "fledge_config_version"), 1);
+}
+
 // What only a restart can change stays as it is, with a warning naming it.
 TEST(LiveSighup, RestartOnlyFieldsKeepTheirRunningValues) {
   EchoUpstream v1("v1");

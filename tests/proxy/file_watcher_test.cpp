@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace fledge::proxy {
 namespace {
@@ -88,6 +89,19 @@ TEST_F(FileWatcherTest, OtherFilesInTheDirectoryAreIgnored) {
   EXPECT_EQ(awaitCalls(1, 300ms), 0);
   write(file_, "{}");
   EXPECT_EQ(awaitCalls(1), 1);
+}
+
+TEST_F(FileWatcherTest, ABusyNeighbourDoesNotPostponeTheCall) {
+  start();
+  write(file_, R"({"changed":true})");
+  // A neighbour written every 10 ms, longer than the settle time: the watched file's change
+  // is still reported once it settles.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - t0 < 400ms) {
+    write((dir_ / "busy.log").string(), "x");
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_EQ(awaitCalls(1, 10ms), 1);
 }
 
 TEST_F(FileWatcherTest, WatchReplacesTheSetAndReportsAMissingDirectory) {
