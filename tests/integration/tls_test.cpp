@@ -972,7 +972,9 @@ TEST(TlsUpstream, PlainHttpEndpointGets502) {
 // Active health checks to a TLS cluster speak TLS with the cluster's settings: they pass against
 // the right CA and fail against the wrong one.
 TEST(TlsUpstream, HealthChecksSpeakTls) {
-  const std::string hc = R"("health_check":{"path":"/healthz","interval_ms":100,"timeout_ms":80,)"
+  // A generous timeout: a TLS handshake under ASan on a busy 2-core machine can take 100 ms, and
+  // a timed-out check of the right cluster would say nothing about TLS.
+  const std::string hc = R"("health_check":{"path":"/healthz","interval_ms":400,"timeout_ms":400,)"
                          R"("unhealthy_threshold":2,"healthy_threshold":1,"jitter_ms":0})";
   UpstreamTls s(false);
   s.startFront({{"hc-right", s.tls, s.ca_file + R"(,"server_name":"upstream.test")", hc},
