@@ -1,5 +1,6 @@
 #include "admin/api.hpp"
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
 #include <simdjson.h>
 
@@ -287,24 +288,65 @@ bool AdminApi::resync(std::string& error) {
   return applyStored(store_->loadedRevision(), stored->second, error);
 }
 
-const ApiToken* authenticateToken(const Request& req, const std::vector<ApiToken>& tokens) {
+namespace {
+
+// `host[:port]` (a Host header, or an Origin without its scheme) without the port and brackets.
+std::string_view hostName(std::string_view host_port) {
+  if (!host_port.empty() && host_port.front() == '[') {
+    const auto close = host_port.find(']');
+    return close == std::string_view::npos ? host_port : host_port.substr(1, close - 1);
+  }
+  return host_port.substr(0, host_port.find(':'));
+}
+
+bool isLoopbackName(std::string_view name) {
+  if (boost::beast::iequals(name, "localhost")) return true;
+  boost::system::error_code ec;
+  const auto addr = boost::asio::ip::make_address(std::string(name), ec);
+  return !ec && addr.is_loopback();
+}
+
+// Why a request to the tokenless admin API looks like a web page's forgery, or "".
+std::string forgedByBrowser(const Request& req) {
+  if (auto host = req.find(http::field::host); host != req.end() && !isLoopbackName(hostName(host->value())))
+    return "without tokens the admin API answers only requests to a loopback name (Host: localhost or 127.0.0.1), "
+           "not \"" + std::string(host->value()) + "\"";
+  if (req.method() == http::verb::get || req.method() == http::verb::head) return "";  // a page cannot read the answer
+  if (auto site = req.find("Sec-Fetch-Site"); site != req.end() && site->value() != "same-origin" && site->value() != "none")
+    return "without tokens the admin API refuses writes from other sites (Sec-Fetch-Site: " + std::string(site->value()) + ")";
+  if (auto origin = req.find(http::field::origin); origin != req.end()) {
+    std::string_view o = origin->value();
+    const auto scheme = o.find("://");
+    auto host = req.find(http::field::host);
+    if (scheme == std::string_view::npos || host == req.end() || !boost::beast::iequals(o.substr(scheme + 3), host->value()))
+      return "without tokens the admin API refuses writes from another origin (" + std::string(o) + ")";
+  }
+  return "";
+}
+
+}  // namespace
+
+Caller authenticateToken(const Request& req, const std::vector<ApiToken>& tokens) {
   static const ApiToken kLocal{"local", true, ""};
-  if (tokens.empty()) return &kLocal;  // loopback-only admin without tokens (enforced at startup)
+  if (tokens.empty()) {  // a loopback-only admin listener (enforced at startup)
+    if (std::string why = forgedByBrowser(req); !why.empty()) return {nullptr, 403, std::move(why)};
+    return {&kLocal, 0, {}};
+  }
+  Caller refused{nullptr, 401, "missing or unknown token"};
   auto auth = req.find(http::field::authorization);
   if (auth == req.end() || auth->value().size() <= 7 || !boost::beast::iequals(auth->value().substr(0, 7), "Bearer "))
-    return nullptr;
+    return refused;
   std::string_view presented = auth->value().substr(7);
   const ApiToken* found = nullptr;
   for (const auto& t : tokens)  // every token is compared, in constant time
     if (constantTimeEquals(presented, t.token)) found = &t;
-  return found;
+  return found ? Caller{found, 0, {}} : refused;
 }
 
-const ApiToken* AdminApi::authenticate(const Request& req) const { return authenticateToken(req, tokens_); }
-
 Response logLevelEndpoint(const Request& req, const std::vector<ApiToken>& tokens) {
-  const ApiToken* who = authenticateToken(req, tokens);
-  if (!who) return errorResponse(req, err(401, "missing or unknown token"));
+  const Caller caller = authenticateToken(req, tokens);
+  if (!caller.token) return errorResponse(req, err(caller.status, caller.error));
+  const ApiToken* who = caller.token;
   auto current = [&] { return "{\"level\":" + jsonQuote(std::string(log::levelName())) + "}"; };
   if (req.method() == http::verb::get) return jsonResponse(req, http::status::ok, current());
   if (req.method() != http::verb::put) return errorResponse(req, err(405, "method not allowed"));
@@ -538,14 +580,22 @@ Response AdminApi::handle(const Request& req) {
 }
 
 Response AdminApi::handleOnce(const Request& req) {
-  const ApiToken* who = authenticate(req);
-  if (!who) return errorResponse(req, err(401, "missing or unknown token"));
+  const Caller caller = authenticateToken(req, tokens_);
+  if (!caller.token) return errorResponse(req, err(caller.status, caller.error));
+  const ApiToken* who = caller.token;
   std::string_view target = req.target();
   std::string_view path = target.substr(0, target.find('?'));
   std::string_view query = target.size() > path.size() ? target.substr(path.size() + 1) : std::string_view{};
   path.remove_prefix(kPrefix.size());
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   if (path == "log-level") return logLevelEndpoint(req, tokens_);
+  if (path == "whoami") {
+    // Who the console is signed in as, and whether this listener asks for tokens at all.
+    if (req.method() != http::verb::get) return errorResponse(req, err(405, "method not allowed"));
+    return jsonResponse(req, http::status::ok,
+                        "{\"name\":" + jsonQuote(who->name) + ",\"write\":" + (who->write ? "true" : "false") +
+                            ",\"tokens\":" + (tokens_.empty() ? "false" : "true") + "}");
+  }
   const bool write = req.method() != http::verb::get && req.method() != http::verb::head;
   if (write && !who->write) return errorResponse(req, err(403, "token \"" + who->name + "\" may only read"));
 
@@ -561,21 +611,8 @@ Response AdminApi::handleOnce(const Request& req) {
     if (path == "flags") return jsonResponse(req, http::status::ok, getMember(state_.flags, "flags").value_or("{}").insert(0, "{\"flags\":") + "}", version_);
     if (path == "audit") {
       std::uint64_t since = 0, limit = 100;
-      std::string_view q = query;
-      while (!q.empty()) {
-        auto amp = q.find('&');
-        std::string_view kv = q.substr(0, amp);
-        auto eq = kv.find('=');
-        std::string k(kv.substr(0, eq)), v(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
-        char* end = nullptr;
-        unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-        if (v.empty() || *end) return errorResponse(req, err(400, "must be a number", k));
-        if (k == "since") since = n;
-        else if (k == "limit") limit = std::min<unsigned long long>(n, 1000);
-        else return errorResponse(req, err(400, "unknown parameter", k));
-        if (amp == std::string_view::npos) break;
-        q = q.substr(amp + 1);
-      }
+      if (Error e = numericParams(query, {{"since", &since}, {"limit", &limit}}); e.status) return errorResponse(req, e);
+      limit = std::min<std::uint64_t>(limit, 1000);
       std::string store_error;
       auto entries = store_->audit(since, limit, store_error);
       if (!store_error.empty()) return errorResponse(req, err(500, store_error));

@@ -42,9 +42,17 @@ struct ApiToken {
 // variable (comma-separated).
 bool loadApiTokens(const std::string& file, const char* env_var, std::vector<ApiToken>& out, std::string& error);
 
-// The token a request presents ("Authorization: Bearer ..."), compared in constant time; with no
-// tokens configured (a loopback-only admin listener), every request is a writer named "local".
-const ApiToken* authenticateToken(const Request& req, const std::vector<ApiToken>& tokens);
+// Who sent an admin request: the token it presents ("Authorization: Bearer ...", compared in
+// constant time; none or unknown: 401). With no tokens configured (a loopback-only admin
+// listener) every request is the writer "local", except what a web page in a browser on this
+// host could forge (403): a Host that is not a loopback name (DNS rebinding), or a write from
+// another origin (Origin, Sec-Fetch-Site).
+struct Caller {
+  const ApiToken* token = nullptr;  // null: refused
+  unsigned status = 0;              // 401 or 403 when refused
+  std::string error;
+};
+Caller authenticateToken(const Request& req, const std::vector<ApiToken>& tokens);
 
 // GET / PUT /api/v1/log-level ({"level": "debug" | "info" | "warn" | "error"}): the process's
 // log level, changed at run time without a restart. Not stored: a restart or a SIGHUP reload
@@ -122,7 +130,6 @@ class AdminApi {
   Response commitAndPublish(const Request& req, State next, std::shared_ptr<const proxy::Snapshot> snap,
                             const std::string& actor, const std::string& action, const std::string& resource,
                             const std::string& before, const std::string& after, const std::string& answer);
-  const ApiToken* authenticate(const Request& req) const;
   std::string assemble(const State& state) const;
   State seedFromFile(std::string& error) const;
 

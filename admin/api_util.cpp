@@ -67,6 +67,25 @@ AdminApi::Error err(unsigned status, std::string message, std::string field) {
   return AdminApi::Error{status, std::move(message), std::move(field)};
 }
 
+AdminApi::Error numericParams(std::string_view query, std::initializer_list<std::pair<std::string_view, std::uint64_t*>> params) {
+  while (!query.empty()) {
+    const auto amp = query.find('&');
+    const std::string_view kv = query.substr(0, amp);
+    const auto eq = kv.find('=');
+    const std::string_view k = kv.substr(0, eq);
+    const std::string v(eq == std::string_view::npos ? "" : kv.substr(eq + 1));
+    char* end = nullptr;
+    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end || v[0] == '-') return err(400, "must be a number", std::string(k));
+    auto slot = std::find_if(params.begin(), params.end(), [&](const auto& p) { return p.first == k; });
+    if (slot == params.end()) return err(400, "unknown parameter", std::string(k));
+    *slot->second = n;
+    if (amp == std::string_view::npos) break;
+    query = query.substr(amp + 1);
+  }
+  return {};
+}
+
 std::vector<std::string_view> splitPath(std::string_view path) {
   std::vector<std::string_view> out;
   while (!path.empty()) {

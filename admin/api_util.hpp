@@ -2,6 +2,8 @@
 // Helpers shared by the admin API's handlers (admin/api.cpp) and the rollout controller
 // (admin/rollout_controller.cpp): answers, errors, paths and the JSON texts of the State.
 #include <algorithm>
+#include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,6 +30,9 @@ Response errorResponse(const Request& req, const AdminApi::Error& e);  // {"erro
 AdminApi::Error err(unsigned status, std::string message, std::string field = {});
 
 std::vector<std::string_view> splitPath(std::string_view path);
+// A query string of numeric parameters (`since=3&limit=50`) into the given slots; an unknown name
+// or a value that is not a number is a 400 naming the parameter (status 0: all good).
+AdminApi::Error numericParams(std::string_view query, std::initializer_list<std::pair<std::string_view, std::uint64_t*>> params);
 inline auto findByName(std::vector<std::pair<std::string, std::string>>& v, std::string_view name) {
   return std::find_if(v.begin(), v.end(), [&](const auto& kv) { return kv.first == name; });
 }

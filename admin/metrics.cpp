@@ -369,23 +369,41 @@ ArmCounts Metrics::flagOutcomeCounts(const std::string& flag, const std::string&
   return sumArm(source_().second, [&](const proxy::WorkerMetrics& w) { return w.outcome(flag, variant); });
 }
 
-void Metrics::sample(Clock::time_point now) {
+namespace {
+
+// Kept per second for ten minutes: the coarse buckets.
+template <typename Totals>
+Totals totalsOf(const ArmCounts& c) {
+  Totals t;
+  t.requests = c.requests();
+  t.errors = c.by_class[4];
+  for (std::size_t k = 0; k < rollout::kLatencyBuckets; ++k) t.buckets[proxy::kCoarseBucketOf[k]] += c.latency[k];
+  return t;
+}
+
+}  // namespace
+
+void Metrics::sample(Clock::time_point now, std::chrono::system_clock::time_point wall) {
   const auto [snap, workers] = source_();
   Sample s;
   s.at = now;
+  s.wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wall.time_since_epoch()).count();
   const auto& routes = snap->config.routes;
   for (std::size_t r = 0; r < routes.size(); ++r) {
     const std::size_t arms = routes[r].split ? routes[r].split->arms.size() : 1;
     for (std::size_t a = 0; a < arms; ++a) {
       const std::string_view arm = routes[r].split ? std::string_view(routes[r].split->arms[a].name) : std::string_view();
       const ArmCounts c = sumArm(workers, [&](const proxy::WorkerMetrics& w) { return w.arm(routes[r].name, arm); });
-      ArmTotals t;  // kept per second for ten minutes: the coarse buckets
-      t.requests = c.requests();
-      t.errors = c.by_class[4];
-      for (std::size_t k = 0; k < rollout::kLatencyBuckets; ++k) t.buckets[proxy::kCoarseBucketOf[k]] += c.latency[k];
-      s.arms.emplace(proxy::armKey(routes[r].name, arm), t);
+      s.arms.emplace(proxy::armKey(routes[r].name, arm), totalsOf<ArmTotals>(c));
     }
   }
+  if (const auto* set = snap->config.flag_set.get())
+    for (const auto& key : snap->config.metrics.flag_outcomes)
+      if (const flags::Flag* f = set->find(key))
+        for (const auto& v : f->variants) {
+          const ArmCounts c = sumArm(workers, [&](const proxy::WorkerMetrics& w) { return w.outcome(f->key, v.name); });
+          s.outcomes.emplace(proxy::variantKey(f->key, v.name), totalsOf<ArmTotals>(c));
+        }
   std::lock_guard lock(mu_);
   sampled_snap_ = snap;
   samples_.push_back(std::move(s));
@@ -440,6 +458,66 @@ ArmWindow Metrics::window(const std::string& route, const std::string& arm, std:
   w.p90_seconds = histogramQuantile(buckets, 0.9);
   w.p99_seconds = histogramQuantile(buckets, 0.99);
   return w;
+}
+
+std::vector<SeriesPoint> Metrics::series(Of of, const std::string& name, const std::string& arm_or_variant,
+                                         std::chrono::seconds span) const {
+  const std::string key = proxy::armKey(name, arm_or_variant);
+  auto totals = [&](const Sample& s) -> const ArmTotals* {
+    const auto& m = of == Of::kArm ? s.arms : s.outcomes;
+    auto it = m.find(key);
+    return it == m.end() ? nullptr : &it->second;
+  };
+  std::vector<SeriesPoint> out;
+  std::lock_guard lock(mu_);
+  if (samples_.empty()) return out;
+  const Clock::time_point last = samples_.back().at;
+  static const ArmTotals kZero{};
+  for (std::size_t i = 1; i < samples_.size(); ++i) {
+    const Sample& prev = samples_[i - 1];
+    const Sample& cur = samples_[i];
+    if (last - cur.at >= span) continue;
+    const ArmTotals* b = totals(cur);
+    if (!b) continue;  // not in that configuration
+    const ArmTotals* a = totals(prev);
+    // Born in this interval, or restarted (forgotten and added back): counted from zero.
+    if (!a || b->requests < a->requests) a = &kZero;
+    const double dt = std::chrono::duration<double>(cur.at - prev.at).count();
+    if (dt <= 0) continue;
+    SeriesPoint p;
+    p.t_ms = cur.wall_ms;
+    const std::uint64_t requests = b->requests - a->requests;
+    p.rps = static_cast<double>(requests) / dt;
+    if (requests) {
+      const std::uint64_t errors = b->errors >= a->errors ? b->errors - a->errors : 0;
+      p.error_rate = static_cast<double>(errors) / static_cast<double>(requests);
+      std::vector<std::uint64_t> buckets(kLatencyBuckets);
+      for (std::size_t k = 0; k < kLatencyBuckets; ++k) buckets[k] = b->buckets[k] >= a->buckets[k] ? b->buckets[k] - a->buckets[k] : 0;
+      p.p50_ms = histogramQuantile(buckets, 0.5) * 1e3;
+      p.p99_ms = histogramQuantile(buckets, 0.99) * 1e3;
+    }
+    out.push_back(p);
+  }
+  return out;
+}
+
+std::map<std::string, std::map<std::string, std::uint64_t>> Metrics::flagEvaluations() const {
+  const auto [snap, workers] = source_();
+  std::map<std::string, std::map<std::string, std::uint64_t>> out;
+  const auto* set = snap->config.flag_set.get();
+  if (!set) return out;
+  for (const auto& f : set->flags()) {
+    auto& counts = out[f.key];
+    for (std::size_t v = 0; v <= f.variants.size(); ++v) {
+      const std::string variant = v < f.variants.size() ? f.variants[v].name : std::string();
+      std::uint64_t n = 0;
+      for (const auto& w : workers)
+        if (const proxy::VariantCounters* b = w->variant(f.key, variant))
+          for (const auto& c : b->evals) n += proxy::read(c);
+      if (n) counts[variant] = n;
+    }
+  }
+  return out;
 }
 
 void Metrics::install(HttpServer& server, std::vector<std::string> tokens) {

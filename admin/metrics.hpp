@@ -10,7 +10,9 @@
 #include <unordered_map>
 #include <functional>
 #include <memory>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,6 +47,15 @@ struct ArmCounts {
     for (unsigned c : classes) n += by_class[c - 1];
     return n;
   }
+};
+
+// One second of an arm's (or a flag variant's) responses, for the console's charts; the rates and
+// quantiles are absent (nullopt) for a second without requests.
+struct SeriesPoint {
+  std::int64_t t_ms = 0;  // unix time of the sample that ends the second
+  double rps = 0;
+  std::optional<double> error_rate;  // 5xx share
+  std::optional<double> p50_ms, p99_ms;
 };
 
 // rollout::histogramQuantile over proxy::kLatencyBoundsUs (the windows' buckets), in seconds.
@@ -102,10 +113,19 @@ class Metrics {
   // Windows: sample() records the cumulative per-arm counters by name (call it every second or
   // so); window() answers for the last `span` seconds. A configuration change keeps the windows
   // of every arm that survives it; an arm added within the window counts from zero.
-  void sample(Clock::time_point now);
+  // Observed flags' variants (metrics.flag_outcomes) are sampled too, for series(). `wall` dates
+  // the sample for the console.
+  void sample(Clock::time_point now, std::chrono::system_clock::time_point wall = std::chrono::system_clock::now());
   ArmWindow window(const std::string& route, const std::string& arm, std::chrono::seconds span) const;
   // By index in the current configuration (arm 0 for a plain route).
   ArmWindow window(std::size_t route, std::size_t arm, std::chrono::seconds span) const;
+  // Per sampled interval over the last `span`, oldest first: a route arm's responses, or with
+  // `flag` set a flag variant's (only while the flag is observed). Empty for unknown names.
+  enum class Of { kArm, kFlagVariant };
+  std::vector<SeriesPoint> series(Of of, const std::string& name, const std::string& arm_or_variant, std::chrono::seconds span) const;
+  // Evaluations in the proxy of every flag by variant since start, summed over reasons
+  // (variants never evaluated are absent; "" = no value).
+  std::map<std::string, std::map<std::string, std::uint64_t>> flagEvaluations() const;
   static constexpr std::size_t kMaxSamples = 601;  // ten minutes at one per second
   // Now, straight from the workers (for canary analysis; safe from any thread).
   ArmCounts armCounts(const std::string& route, const std::string& arm) const;
@@ -125,7 +145,9 @@ class Metrics {
   };
   struct Sample {
     Clock::time_point at;
-    std::unordered_map<std::string, ArmTotals> arms;  // by proxy::armKey(route, arm)
+    std::int64_t wall_ms = 0;
+    std::unordered_map<std::string, ArmTotals> arms;      // by proxy::armKey(route, arm)
+    std::unordered_map<std::string, ArmTotals> outcomes;  // by proxy::variantKey(flag, variant)
   };
 
   Source source_;

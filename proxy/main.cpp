@@ -25,6 +25,8 @@
 #include "admin/http_server.hpp"
 #include "admin/metrics.hpp"
 #include "admin/ofrep.hpp"
+#include "admin/stats.hpp"
+#include "admin/ui.hpp"
 #include "ctl/ctl.hpp"
 #include "proxy/access_log.hpp"
 #include "proxy/config.hpp"
@@ -360,7 +362,12 @@ int run(const std::string& path, bool reseed) {
   metrics.addCollector([] { return admin::tlsFamilies(proxy::tls_registry::certificates(), proxy::tls_registry::counts()); });
   metrics.install(admin, std::move(metrics_tokens));
   if (api) {
+    // The console's live numbers (registered first: they shadow the API's /api/v1/ prefix), the
+    // API, and the console itself.
+    admin::installStats(admin,
+                        {[current] { return current->load(); }, &metrics, [&health] { return health.states(); }}, tokens);
     api->install(admin);
+    admin::installConsole(admin);
   } else if (!admin_open) {
     for (auto verb : {http::verb::get, http::verb::put})
       admin.handle(verb, "/api/v1/log-level", [&tokens](const admin::Request& req) { return admin::logLevelEndpoint(req, tokens); });

@@ -228,5 +228,59 @@ TEST(ArmWindows, KeepCountingAcrossConfigurationChanges) {
   EXPECT_EQ(m.window("gone", "", 2s).requests, 0u);
 }
 
+
+// The console's charts: one point per sampled second with that second's rate, 5xx share and
+// quantiles; a quiet second has a rate of 0 and no share or quantiles; an arm born later starts
+// from zero; only the asked span is returned.
+TEST(ArmSeries, OnePointPerSampledSecond) {
+  auto v1 = snapshot();
+  auto v2 = snapshotOf(R"([{"name":"extra","cluster":"v1"},
+    {"name":"web","split":{"arms":[{"name":"canary","cluster":"v2","weight":50},{"name":"stable","cluster":"v1","weight":50}]}}])");
+  proxy::MetricsRegistry reg;
+  auto g1 = std::make_shared<proxy::WorkerMetrics>(*v1, reg);
+  std::shared_ptr<const proxy::Snapshot> current = v1;
+  Workers workers{g1};
+  Metrics m([&] { return std::make_pair(current, workers); });
+  const auto t0 = Metrics::Clock::time_point{} + 1000s;
+  const auto wall0 = std::chrono::system_clock::time_point{} + 1'700'000'000s;
+  m.sample(t0, wall0);
+  for (int i = 0; i < 10; ++i) g1->request(0, 0, i < 5 ? 503 : 200, 2ms);  // canary: half fail
+  for (int i = 0; i < 20; ++i) g1->request(0, 1, 200, 300us);
+  m.sample(t0 + 1s, wall0 + 1s);
+  m.sample(t0 + 2s, wall0 + 2s);  // a quiet second
+  auto g2 = std::make_shared<proxy::WorkerMetrics>(*v2, reg);
+  current = v2;
+  workers = {g2};
+  for (int i = 0; i < 8; ++i) g2->request(0, 0, 200, 1ms);  // "extra", new in this configuration
+  for (int i = 0; i < 4; ++i) g2->request(1, 0, 200, 2ms);
+  m.sample(t0 + 4s, wall0 + 4s);  // two seconds late: rates are per second
+
+  auto canary = m.series(Metrics::Of::kArm, "web", "canary", 60s);
+  ASSERT_EQ(canary.size(), 3u);
+  EXPECT_EQ(canary[0].t_ms, 1'700'000'001'000);
+  EXPECT_DOUBLE_EQ(canary[0].rps, 10);
+  ASSERT_TRUE(canary[0].error_rate && canary[0].p50_ms && canary[0].p99_ms);
+  EXPECT_DOUBLE_EQ(*canary[0].error_rate, 0.5);
+  EXPECT_GT(*canary[0].p50_ms, 1.0);
+  EXPECT_LE(*canary[0].p99_ms, 2.5);
+  EXPECT_DOUBLE_EQ(canary[1].rps, 0);
+  EXPECT_FALSE(canary[1].error_rate || canary[1].p50_ms || canary[1].p99_ms);
+  EXPECT_DOUBLE_EQ(canary[2].rps, 2);  // 4 requests over 2 s
+  EXPECT_DOUBLE_EQ(*canary[2].error_rate, 0);
+
+  auto stable = m.series(Metrics::Of::kArm, "web", "stable", 60s);
+  ASSERT_EQ(stable.size(), 3u);
+  EXPECT_DOUBLE_EQ(stable[0].rps, 20);
+  EXPECT_LT(*stable[0].p50_ms, *canary[0].p50_ms);
+
+  auto extra = m.series(Metrics::Of::kArm, "extra", "", 60s);
+  ASSERT_EQ(extra.size(), 1u);  // not in the earlier configurations
+  EXPECT_DOUBLE_EQ(extra[0].rps, 4);
+
+  EXPECT_EQ(m.series(Metrics::Of::kArm, "web", "canary", 2s).size(), 1u);  // the last 2 s: one interval
+  EXPECT_TRUE(m.series(Metrics::Of::kArm, "gone", "", 60s).empty());
+  EXPECT_TRUE(m.series(Metrics::Of::kFlagVariant, "web", "canary", 60s).empty());  // no such observed flag
+}
+
 }  // namespace
 }  // namespace fledge::admin

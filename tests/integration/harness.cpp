@@ -206,7 +206,9 @@ http::response<http::string_body> Client::request(http::verb method, const std::
                                                   const std::vector<std::pair<std::string, std::string>>& headers,
                                                   const std::string& body) {
   http::request<http::string_body> req{method, target, 11};
-  req.set(http::field::host, "test.local");
+  // A loopback Host, as curl or a browser on this host would send (the tokenless admin API
+  // refuses any other name).
+  req.set(http::field::host, "127.0.0.1:" + std::to_string(socket_.remote_endpoint().port()));
   for (const auto& [k, v] : headers) req.set(k, v);
   req.body() = body;
   if (!body.empty() || method == http::verb::post || method == http::verb::put) req.prepare_payload();

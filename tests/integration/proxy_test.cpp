@@ -144,7 +144,8 @@ TEST(Proxy, AddsForwardingHeadersAndStripsHopByHop) {
                         {"Proxy-Authorization", "Basic abc"},
                         {"Upgrade", "h2c"},
                         {"X-Forwarded-For", "203.0.113.7"},
-                        {"X-Keep", "kept"}});
+                        {"X-Keep", "kept"},
+                        {"Host", "test.local"}});
   ASSERT_EQ(res.result_int(), 200);
   const auto& body = res.body();
   for (auto h : {"X-Drop-Me", "Keep-Alive", "TE", "Proxy-Authorization", "Upgrade"})
