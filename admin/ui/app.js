@@ -110,7 +110,7 @@ function stopPage() {
 function route() {
   if (!me) return;
   const name = (location.hash.match(/^#\/(\w+)/) || [])[1];
-  if (!PAGES[name]) { location.replace('#/overview'); return; }  // fires hashchange
+  if (!Object.hasOwn(PAGES, name || '')) { location.replace('#/overview'); return; }  // fires hashchange
   const page = name;
   stopPage();
   main.removeAttribute('data-page');
@@ -227,6 +227,5 @@ function toast(message, kind = 'error') {
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => { el.hidden = true; }, kind === 'error' ? 8000 : 3000);
 }
-$('#toast').addEventListener('click', () => { $('#toast').hidden = true; });
 
 boot();

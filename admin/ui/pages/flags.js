@@ -18,7 +18,8 @@ export function mount(main, ctx) {
   const search = h('input', { id: 'flag-search', type: 'search', placeholder: 'Filter by key…', spellcheck: 'false', 'aria-label': 'Filter flags by key' });
   const list = h('div', { class: 'flag-list' });
   const empty = h('p', { class: 'muted', hidden: true }, 'No flag matches.');
-  fill(main, h('div', { class: 'toolbar' }, h('h1', {}, 'Flags'), search), list, empty);
+  const none = h('p', { class: 'muted', hidden: true }, 'No flags are defined.');
+  fill(main, h('div', { class: 'toolbar' }, h('h1', {}, 'Flags'), search), list, empty, none);
   const cards = new Map();  // key → card
 
   const applyFilter = () => {
@@ -54,7 +55,7 @@ export function mount(main, ctx) {
       prev = card.el;
       updateCard(card, flags[key], (stats && stats.flags && stats.flags[key]) || (stats ? {} : null), rollouts.get(key));
     }
-    if (keys.length === 0) fill(list, h('p', { class: 'muted' }, 'No flags are defined.'));
+    none.hidden = keys.length > 0;
     applyFilter();
     ctx.ready();
   }, 2000);

@@ -16,11 +16,12 @@ const METRICS = [
 
 export function mount(main, ctx) {
   const list = h('div', { class: 'rollout-list' });
+  const none = h('p', { class: 'muted', hidden: true }, 'No rollouts yet.');
   const form = ctx.write ? makeForm(ctx) : null;
   fill(main,
     h('h1', {}, 'Rollouts'),
     form ? h('details', { class: 'card start-card', open: true }, h('summary', {}, h('h2', {}, 'Start a rollout on a split route')), form.el) : null,
-    list);
+    list, none);
   const cards = new Map();
   let ticks = 0;
 
@@ -52,8 +53,7 @@ export function mount(main, ctx) {
       card.update(view, finished ? null : stats[active.indexOf(view)]);
     });
     for (const [name, card] of cards) if (!seen.has(name)) { card.el.remove(); cards.delete(name); }
-    if (views.length === 0 && !list.querySelector('.empty')) fill(list, h('p', { class: 'muted empty' }, 'No rollouts yet.'));
-    else if (views.length > 0) list.querySelector('.empty')?.remove();
+    none.hidden = views.length > 0;
     ctx.ready();
   }, 1000);
   ctx.every(() => cards.forEach((c) => c.tick && c.tick()), 1000);
@@ -64,9 +64,10 @@ export function mount(main, ctx) {
 const baselineOf = (view) => (view.spec.flag ? (view.status.flag_before && view.status.flag_before.defaultVariant) : view.spec.baseline_arm);
 const canaryOf = (view) => (view.spec.flag ? view.spec.variant : view.spec.canary_arm);
 
-function targetText(spec) {
+function targetText(view) {
+  const { spec } = view;
   return spec.flag
-    ? `flag "${spec.flag}": variant "${spec.variant}" against the default`
+    ? `flag "${spec.flag}": variant "${spec.variant}" against "${baselineOf(view) ?? 'the default'}"`
     : `route "${spec.route}": arm "${spec.canary_arm}" against "${spec.baseline_arm}"`;
 }
 
@@ -92,7 +93,7 @@ function analysisBlock(view) {
     h('td', { class: `name ${label}` }, h('i', { class: `swatch ${label}` }), `${label} `, h('span', { class: 'muted' }, name ?? '')),
     h('td', { class: 'num' }, fmtCount(c.requests)), h('td', { class: 'num' }, fmtCount(c.errors)),
     h('td', { class: 'num' }, c.requests ? fmtPct(c.errors / c.requests, 2) : '–'),
-    h('td', { class: 'num' }, fmtMs(c.p50_ms)), h('td', { class: 'num' }, fmtMs(c.p90_ms)), h('td', { class: 'num' }, fmtMs(c.p99_ms)));
+    ['p50_ms', 'p90_ms', 'p99_ms'].map((q) => h('td', { class: 'num' }, c.requests ? fmtMs(c[q]) : '–')));
   return h('div', { class: 'analysis' },
     h('table', { class: 'grid-table checks' },
       h('tr', {}, h('th', {}, 'check'), h('th', {}, 'verdict'), h('th', {}, 'summary')),
@@ -199,7 +200,7 @@ function activeCard(first, ctx) {
   const history = h('details', { class: 'history' });
   const el = h('article', { class: 'card rollout active', 'data-rollout': first.name },
     h('header', { class: 'card-head' }, h('h3', { class: 'name' }, first.name), phase,
-      h('span', { class: 'muted' }, targetText(first.spec)), h('span', { class: 'spacer' }), actions),
+      h('span', { class: 'muted' }, targetText(first)), h('span', { class: 'spacer' }), actions),
     info, waiting, h('p', { class: 'reason-line' }, h('span', { class: 'muted' }, 'last: '), reason),
     h('div', { class: 'rollout-main' }, h('div', { class: 'charts' }, charts), analysis),
     history);
@@ -254,7 +255,7 @@ function finishedCard(first, ctx) {
       fill(summary,
         h('span', { class: 'name' }, v.name), ' ',
         h('span', { class: `phase badge phase-${status.phase}` }, status.phase), ' ',
-        h('span', { class: 'muted' }, targetText(spec)), ' ',
+        h('span', { class: 'muted' }, targetText(v)), ' ',
         h('span', { class: 'muted nowrap' }, `finished ${fmtTime(status.finished_ms)}`), ' ',
         h('span', { class: 'reason', title: lastWhy(status) }, lastWhy(status)),
         buttons ? buttons.delete : null);
