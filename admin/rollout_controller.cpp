@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "admin/api.hpp"
 #include "admin/api_util.hpp"
@@ -34,6 +35,13 @@ bool setArmWeights(State& s, const RolloutSpec& spec, unsigned canary_weight, bo
     if (n == spec.baseline_arm) baseline = &a;
   }
   if (!canary || !baseline) return (error = "the route's split no longer has arms \"" + spec.canary_arm + "\" and \"" + spec.baseline_arm + "\"", false);
+  // The steps' weights are the canary's share of all traffic, the baseline takes the rest: any
+  // other arm must be idle, or the weights could not sum to 100.
+  for (const auto& a : *arms)
+    if (&a != canary && &a != baseline && std::strtod(getMember(a, "weight").value_or("0").c_str(), nullptr) != 0)
+      return (error = "arm \"" + unquote(getMember(a, "name").value_or("\"\"")) + "\" of route \"" + spec.route +
+                      "\" has traffic: a rollout moves traffic between its canary and baseline arms only; set the other arms' weight to 0 first",
+              false);
   if (swap_clusters) {
     auto cc = getMember(*canary, "cluster").value_or("\"\"");
     auto bc = getMember(*baseline, "cluster").value_or("\"\"");

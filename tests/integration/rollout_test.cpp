@@ -150,6 +150,28 @@ TEST(Rollout, BadSpecificationsNameTheFieldAndChangeNothing) {
   EXPECT_EQ(s.get("/api/v1/config"), before);
 }
 
+// A rollout moves traffic between two arms: a third arm with traffic would make the weights
+// sum past 100, so the start is refused by name and nothing changes; at weight 0 it is fine.
+TEST(Rollout, AThirdArmWithTrafficIsRefusedByName) {
+  RolloutStack s;
+  auto route = [](int extra) {
+    return R"({"match":{"path_prefix":"/"},"split":{"arms":[{"name":"canary","cluster":"v2","weight":0},
+      {"name":"stable","cluster":"v1","weight":)" + std::to_string(100 - extra) + R"(},{"name":"extra","cluster":"v1","weight":)" +
+           std::to_string(extra) + "}]}}";
+  };
+  auto put = call(s.admin(), http::verb::put, "/api/v1/routes/shop", route(10));
+  ASSERT_EQ(put.result_int(), 200) << put.body();
+  const std::string before = s.get("/api/v1/config");
+  auto r = call(s.admin(), http::verb::put, "/api/v1/rollouts/three", kSpec);
+  EXPECT_EQ(r.result_int(), 400) << r.body();
+  EXPECT_NE(r.body().find(R"(arm \"extra\" of route \"shop\" has traffic)"), std::string::npos) << r.body();
+  EXPECT_NE(r.body().find(R"("field":"route")"), std::string::npos) << r.body();
+  EXPECT_EQ(s.get("/api/v1/config"), before);
+  ASSERT_EQ(call(s.admin(), http::verb::put, "/api/v1/routes/shop", route(0)).result_int(), 200);
+  r = call(s.admin(), http::verb::put, "/api/v1/rollouts/three", kSpec);
+  EXPECT_EQ(r.result_int(), 200) << r.body();
+}
+
 TEST(Rollout, SlowCanaryIsRolledBack) {
   RolloutStack s({"--delay-ms", "50"});
   s.startTraffic();
