@@ -1,6 +1,5 @@
 #include "admin/api.hpp"
 
-#include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
 #include <simdjson.h>
 
@@ -299,16 +298,9 @@ std::string_view hostName(std::string_view host_port) {
   return host_port.substr(0, host_port.find(':'));
 }
 
-bool isLoopbackName(std::string_view name) {
-  if (boost::beast::iequals(name, "localhost")) return true;
-  boost::system::error_code ec;
-  const auto addr = boost::asio::ip::make_address(std::string(name), ec);
-  return !ec && addr.is_loopback();
-}
-
 // Why a request to the tokenless admin API looks like a web page's forgery, or "".
 std::string forgedByBrowser(const Request& req) {
-  if (auto host = req.find(http::field::host); host != req.end() && !isLoopbackName(hostName(host->value())))
+  if (auto host = req.find(http::field::host); host != req.end() && !proxy::isLoopbackName(hostName(host->value())))
     return "without tokens the admin API answers only requests to a loopback name (Host: localhost or 127.0.0.1), "
            "not \"" + std::string(host->value()) + "\"";
   if (req.method() == http::verb::get || req.method() == http::verb::head) return "";  // a page cannot read the answer

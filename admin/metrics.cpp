@@ -36,6 +36,25 @@ MetricFamily family(const char* name, const char* help, MetricType type) {
   return f;
 }
 
+// Every flag variant's ("" = no value) evaluations by reason, summed over the workers; counts of
+// zero are skipped.
+void eachEvaluationCount(const proxy::Config& cfg, const Metrics::Workers& workers,
+                         const std::function<void(const std::string& flag, const std::string& variant, std::size_t reason,
+                                                  std::uint64_t n)>& fn) {
+  const auto* set = cfg.flag_set.get();
+  if (!set) return;
+  for (const auto& f : set->flags())
+    for (std::size_t v = 0; v <= f.variants.size(); ++v) {
+      const std::string variant = v < f.variants.size() ? f.variants[v].name : std::string();
+      for (std::size_t reason = 0; reason < proxy::kReasons; ++reason) {
+        std::uint64_t n = 0;
+        for (const auto& w : workers)
+          if (const proxy::VariantCounters* b = w->variant(f.key, variant)) n += proxy::read(b->evals[reason]);
+        if (n) fn(f.key, variant, reason, n);
+      }
+    }
+}
+
 }  // namespace
 
 std::vector<MetricFamily> healthFamilies(const std::vector<proxy::HealthChecker::EndpointHealth>& states) {
@@ -237,21 +256,11 @@ std::vector<MetricFamily> Metrics::collect() const {
   out.push_back(std::move(down));
 
   auto evals = family("fledge_flag_evaluations_total", "Flag evaluations in the proxy by flag, variant and reason.", MetricType::Counter);
-  if (const auto* set = cfg.flag_set.get()) {
-    for (const auto& f : set->flags()) {
-      for (std::size_t v = 0; v <= f.variants.size(); ++v) {
-        const std::string variant = v < f.variants.size() ? f.variants[v].name : std::string();
-        auto block = [&](const proxy::WorkerMetrics& w) { return w.variant(f.key, variant); };
-        for (std::size_t reason = 0; reason < proxy::kReasons; ++reason) {
-          std::uint64_t n = sum(block, [&](const proxy::VariantCounters& b) { return proxy::read(b.evals[reason]); });
-          if (n == 0) continue;
-          auto m = metric({{"flag", f.key}, {"variant", variant}, {"reason", std::string(flags::reasonName(static_cast<flags::Reason>(reason)))}});
-          m.counter.value = static_cast<double>(n);
-          evals.metric.push_back(std::move(m));
-        }
-      }
-    }
-  }
+  eachEvaluationCount(cfg, workers, [&](const std::string& flag, const std::string& variant, std::size_t reason, std::uint64_t n) {
+    auto m = metric({{"flag", flag}, {"variant", variant}, {"reason", std::string(flags::reasonName(static_cast<flags::Reason>(reason)))}});
+    m.counter.value = static_cast<double>(n);
+    evals.metric.push_back(std::move(m));
+  });
   out.push_back(std::move(evals));
 
   auto outcomes = family("fledge_flag_outcome_requests_total",
@@ -479,9 +488,12 @@ std::vector<SeriesPoint> Metrics::series(Of of, const std::string& name, const s
     if (last - cur.at >= span) continue;
     const ArmTotals* b = totals(cur);
     if (!b) continue;  // not in that configuration
+    // Not in the previous sample's configuration: its counters may be ones carried over from an
+    // earlier life of the name (proxy::BlockMap keeps retired blocks), so this interval has no
+    // known start; the next one does.
     const ArmTotals* a = totals(prev);
-    // Born in this interval, or restarted (forgotten and added back): counted from zero.
-    if (!a || b->requests < a->requests) a = &kZero;
+    if (!a) continue;
+    if (b->requests < a->requests) a = &kZero;  // restarted (forgotten and added back): from zero
     const double dt = std::chrono::duration<double>(cur.at - prev.at).count();
     if (dt <= 0) continue;
     SeriesPoint p;
@@ -504,19 +516,10 @@ std::vector<SeriesPoint> Metrics::series(Of of, const std::string& name, const s
 std::map<std::string, std::map<std::string, std::uint64_t>> Metrics::flagEvaluations() const {
   const auto [snap, workers] = source_();
   std::map<std::string, std::map<std::string, std::uint64_t>> out;
-  const auto* set = snap->config.flag_set.get();
-  if (!set) return out;
-  for (const auto& f : set->flags()) {
-    auto& counts = out[f.key];
-    for (std::size_t v = 0; v <= f.variants.size(); ++v) {
-      const std::string variant = v < f.variants.size() ? f.variants[v].name : std::string();
-      std::uint64_t n = 0;
-      for (const auto& w : workers)
-        if (const proxy::VariantCounters* b = w->variant(f.key, variant))
-          for (const auto& c : b->evals) n += proxy::read(c);
-      if (n) counts[variant] = n;
-    }
-  }
+  if (const auto* set = snap->config.flag_set.get())
+    for (const auto& f : set->flags()) out[f.key];  // every flag, evaluated or not
+  eachEvaluationCount(snap->config, workers,
+                      [&](const std::string& flag, const std::string& variant, std::size_t, std::uint64_t n) { out[flag][variant] += n; });
   return out;
 }
 

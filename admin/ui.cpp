@@ -20,8 +20,9 @@ std::string_view contentType(std::string_view path) {
   return "application/octet-stream";
 }
 
+// 302, not 301: browsers keep a permanent redirect, and this listener may serve no console later.
 Response redirect(const Request& req, std::string location) {
-  Response res{http::status::moved_permanently, req.version()};
+  Response res{http::status::found, req.version()};
   res.set(http::field::location, std::move(location));
   res.set(http::field::content_type, "text/plain; charset=utf-8");
   res.body() = "see /ui/\n";

@@ -5,6 +5,8 @@
 #include "proxy/http_head.hpp"
 #include "proxy/split.hpp"
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/beast/core/string.hpp>
 #include <simdjson.h>
 
 #include <algorithm>
@@ -717,6 +719,13 @@ void parseRoute(Walker& w, element e, const std::string& path, RouteConfig& r) {
 std::string HostPort::str() const {
   if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
   return host + ":" + std::to_string(port);
+}
+
+bool isLoopbackName(std::string_view host) {
+  if (boost::beast::iequals(host, "localhost")) return true;
+  boost::system::error_code ec;
+  const auto addr = boost::asio::ip::make_address(std::string(host), ec);
+  return !ec && addr.is_loopback();
 }
 
 std::string parseHostPort(std::string_view s, HostPort& out, bool allow_port_zero) {

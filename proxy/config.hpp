@@ -29,6 +29,9 @@ struct HostPort {
 
 // Parses "host:port" or "[v6]:port". Returns an error message, or empty on success.
 std::string parseHostPort(std::string_view s, HostPort& out, bool allow_port_zero);
+// "localhost" (any case) or a loopback address literal (127.0.0.0/8, ::1): a name only this
+// host can reach.
+bool isLoopbackName(std::string_view host);
 
 enum class LbPolicy { kRoundRobin, kLeastRequest };
 

@@ -114,12 +114,6 @@ std::string hostName() {
   return ::gethostname(name, sizeof name - 1) == 0 && name[0] ? std::string(name) : std::string("fledge");
 }
 
-bool isLoopback(const proxy::HostPort& hp) {
-  boost::system::error_code ec;
-  auto a = boost::asio::ip::make_address(hp.host, ec);
-  return hp.host == "localhost" || (!ec && a.is_loopback());
-}
-
 // Reloads of the files while running. Without admin.data_dir the files are the truth: SIGHUP
 // re-reads the configuration and its flag files, a change to a flag file re-reads the flag files
 // (against the configuration last applied). With a data_dir the store is the truth: SIGHUP
@@ -224,7 +218,7 @@ int run(const std::string& path, bool reseed) {
     log::error("cannot start admin API", {{"error", err}});
     return 1;
   }
-  const bool admin_open = tokens.empty() && !isLoopback(snap->config.admin.listen);  // no tokens, reachable from outside
+  const bool admin_open = tokens.empty() && !proxy::isLoopbackName(snap->config.admin.listen.host);  // no tokens, reachable from outside
   // With a data_dir the admin API's store is the truth; the file only seeds an empty store.
   std::unique_ptr<admin::AdminApi> api;
   std::shared_ptr<std::atomic<std::shared_ptr<const proxy::Snapshot>>> current =

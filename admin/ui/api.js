@@ -49,5 +49,11 @@ export async function api(method, path, { body, ifMatch, quiet401 = false } = {}
   return { data, etag: res.headers.get('ETag') };
 }
 
+// The config version an ETag names ('"12"' → 12), or null (no ETag, or not a version).
+export function versionOf(etag) {
+  const m = /^(?:W\/)?"(\d+)"$/.exec((etag || '').trim());
+  return m ? Number(m[1]) : null;
+}
+
 // A path segment: names are [A-Za-z0-9._-] on the server, but never trust that here.
 export const seg = (s) => encodeURIComponent(s);

@@ -1,7 +1,8 @@
 // The console shell: sign-in, header, hash router, the confirm dialog and toast, and the polling
 // every page uses (stopped when the page is left, skipped while a request is in flight or the tab
-// is hidden, answers of a page left meanwhile dropped).
-import { api, ApiError, getToken, setToken, clearToken, onUnauthorized } from './api.js';
+// is hidden, answers of a page left meanwhile dropped, answers older than one already received
+// dropped too).
+import { api, ApiError, getToken, setToken, clearToken, onUnauthorized, versionOf } from './api.js';
 import { h, errorText } from './dom.js';
 import * as overview from './pages/overview.js';
 import * as rollouts from './pages/rollouts.js';
@@ -20,6 +21,32 @@ let routerOn = false;
 
 // Thrown (and swallowed by the pollers) when an answer arrives for a page that was left.
 const STALE = Symbol('stale');
+// Thrown in a poll tick whose answers are older than one already received (the poller drops
+// the tick and runs again).
+const OUTDATED = Symbol('outdated');
+
+// Every answer with an ETag names the config version it shows; `newest` is the highest one
+// received (writes' answers included). A poll tick whose oldest answer is older than that is
+// dropped, so a GET sent before a write and answered after it never puts the state before the
+// write back on the page (resetting a textarea or sliders the write's answer had just set). A
+// poller whose ticks stay behind (two dropped in a row: the server started again with a new
+// store, or another instance of a fleet answers) takes the next one rather than showing nothing.
+let newest = 0;
+const BEHIND_MAX = 2;  // dropped ticks in a row before the server's older version is taken
+
+function noteVersion(etag, tick = null) {
+  const v = versionOf(etag);
+  if (v === null) return;
+  if (v > newest) newest = v;
+  if (tick && (tick.own === null || v < tick.own)) tick.own = v;
+}
+
+// Throws OUTDATED when the tick's answers so far are older than the newest received.
+function checkTick(tick) {
+  if (tick.own === null || tick.own >= newest) return;
+  if (tick.behind < BEHIND_MAX) throw OUTDATED;
+  newest = tick.own;
+}
 
 // ---- sign-in -------------------------------------------------------------------------------
 
@@ -74,6 +101,7 @@ function showSignin(message) {
 
 function signOut(message) {
   stopPage();
+  newest = 0;
   main.replaceChildren();
   main.removeAttribute('data-page');
   me = null;
@@ -142,44 +170,76 @@ function makeContext(page) {
       throw alive() ? e : STALE;
     }
   };
+  // Every request notes the config version of its answer (`tick`: the poll tick it is part of).
+  const call = (method, path, opts, tick = null) => guard(api(method, path, opts).then((r) => {
+    noteVersion(r.etag, tick);
+    return r;
+  }));
+  // A GET whose failure (other than 401, leaving the page or an outdated tick) is answered with null.
+  const orNull = (promise) => promise.catch((e) => {
+    if (e === STALE || e === OUTDATED || e.status === 401) throw e;
+    return null;
+  });
+  // The GETs of a poll tick: each answer, when it arrives, checks that the tick is not outdated
+  // (so with Promise.all the last answer checks the others too, before any of them is shown).
+  const tickReader = (tick) => {
+    const get = async (path) => {
+      let r = null, error = null;
+      try { r = await call('GET', path, {}, tick); } catch (e) { error = e; }
+      if (error === STALE || !alive()) throw STALE;
+      checkTick(tick);
+      if (error) throw error;
+      return r.data;
+    };
+    return { get, tryGet: (path) => orNull(get(path)) };
+  };
   const ctx = {
     write: me.write,
     alive,
-    get: (path) => guard(api('GET', path)).then((r) => r.data),
-    getWithEtag: (path) => guard(api('GET', path)),
-    // A GET whose failure (other than 401 or leaving the page) is answered with null.
-    tryGet: (path) => ctx.get(path).catch((e) => {
-      if (e === STALE || e.status === 401) throw e;
-      return null;
-    }),
-    send: (method, path, body, opts = {}) => guard(api(method, path, { body, ...opts })).then((r) => r.data),
-    // Runs fn now and every `ms`; a tick is skipped while the last one runs or the tab is hidden.
+    get: (path) => call('GET', path).then((r) => r.data),
+    getWithEtag: (path) => call('GET', path),
+    tryGet: (path) => orNull(ctx.get(path)),
+    send: (method, path, body, opts = {}) => call(method, path, { body, ...opts }).then((r) => r.data),
+    // Runs fn(read) now and every `ms`; a tick is skipped while the last one runs or the tab is
+    // hidden. `read` has get and tryGet like ctx, for the tick's GETs: a tick whose answers turn
+    // out older than one received meanwhile is dropped (nothing of it is shown) and run again.
     poll(fn, ms) {
       let busy = false;
-      const tick = async () => {
-        if (busy || document.hidden || !alive()) return;
+      let again = false;  // refresh() came while a tick ran: run once more right after it
+      let behind = 0;     // ticks dropped in a row as outdated
+      const tick = async (now = false) => {
+        if (busy) { if (now) again = true; return; }
+        if (document.hidden || !alive()) return;
         busy = true;
         try {
-          await fn();
+          await fn(tickReader({ own: null, behind }));
+          behind = 0;
           setConn('');
         } catch (e) {
+          if (e === OUTDATED) { behind++; again = true; return; }
+          behind = 0;
           if (e === STALE || !alive()) return;
           if (e instanceof ApiError && e.status === 401) return;
           setConn(e instanceof ApiError ? errorText(e) : String(e));
           if (!(e instanceof ApiError)) console.error(e);
         } finally {
           busy = false;
+          if (again) {
+            again = false;
+            tick();
+          }
         }
       };
       tickers.push(tick);
-      timers.push(setInterval(tick, ms));
+      timers.push(setInterval(() => tick(), ms));
       tick();
       return tick;
     },
     // A local timer (no requests), stopped with the page.
     every(fn, ms) { timers.push(setInterval(() => { if (alive() && !document.hidden) fn(); }, ms)); },
-    // Runs every poller again now (after a write).
-    refresh() { tickers.forEach((t) => t()); },
+    // Runs every poller again now (after a write); a poller in the middle of a tick runs again
+    // as soon as that tick ends, since its answers may predate the write.
+    refresh() { tickers.forEach((t) => t(true)); },
     ready() { if (alive()) main.setAttribute('data-page', page); },
     confirm: openConfirm,
     toast,

@@ -2,7 +2,8 @@
 // tests/node): tests/node/console_test.mjs signs in, toggles a flag and sees a proxied request
 // change, moves a split, starts a rollout of a failing canary and watches the page show the
 // rollback, pauses and aborts another, checks that a read token sees no write controls and that
-// a bad targeting edit shows the server's error at the field. Screenshots of every page go to
+// a bad targeting edit shows the server's error at the field, and that without tokens (loopback)
+// the console opens without signing in and may write. Screenshots of every page go to
 // <build>/console-screenshots/.
 #include <gtest/gtest.h>
 
@@ -48,16 +49,18 @@ TEST(ConsoleBrowser, EveryPageInHeadlessChromium) {
                        "banner":{"state":"ENABLED","variants":{"red":"red","green":"green"},"defaultVariant":"red"},
                        "new-checkout":{"state":"ENABLED","variants":{"on":true,"off":false},"defaultVariant":"off",
                                        "targeting":{"if":[{"==":[{"var":"plan"},"pro"]},"on","off"]}}}})"));
+  Stack open;  // a loopback admin listener without tokens, as scripts/demo runs it
   const std::string shots = std::string(FLEDGE_BUILD_DIR) + "/console-screenshots";
   std::filesystem::remove_all(shots);
   std::filesystem::create_directories(shots);
   ShellResult r = sh("cd " + node_dir + " && FLEDGE_ADMIN=http://localhost:" + std::to_string(f.adminPort()) +
                      " FLEDGE_PROXY=http://127.0.0.1:" + std::to_string(f.port()) +
+                     " FLEDGE_OPEN_ADMIN=http://localhost:" + std::to_string(open.admin()) +
                      " FLEDGE_WRITE_TOKEN=console-w-token FLEDGE_READ_TOKEN=console-r-token FLEDGE_SCREENSHOTS=" + shots +
                      " node console_test.mjs");
   std::cout << r.output;
   EXPECT_EQ(r.exit_code, 0) << "Fledge's log:\n" << f.process().log();
-  for (const char* page : {"signin", "overview", "flags", "routes", "rollouts", "readonly"})
+  for (const char* page : {"signin", "overview", "flags", "routes", "rollouts", "readonly", "open"})
     EXPECT_TRUE(std::filesystem::exists(shots + "/" + page + ".png")) << page;
   std::filesystem::remove(tokens);
   std::filesystem::remove_all(dir);

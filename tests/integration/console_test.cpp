@@ -42,7 +42,7 @@ TEST(ConsoleApi, ServesTheConsoleFromTheBinaryWithAStrictPolicy) {
 
   for (const std::string target : {"/ui", "/"}) {
     auto r = get(s.admin(), target);
-    EXPECT_EQ(r.result_int(), 301) << target;
+    EXPECT_EQ(r.result_int(), 302) << target;
     EXPECT_EQ(r[http::field::location], "/ui/") << target;
   }
   for (const std::string target : {"/ui/nope.js", "/ui/../api/v1/config", "/ui/pages/", "/ui/%2e%2e/x"})
@@ -74,7 +74,7 @@ TEST(ConsoleApi, StatsSeriesFollowEachArmsTraffic) {
   EchoUpstream stable("stable"), canary("canary", {"--fail-rate", "1", "--fail-status", "503"});
   const std::string dir = tempDir();
   Fledge f(config(R"({"v1":{"endpoints":[")" + stable.address() + R"("]},"v2":{"endpoints":[")" + canary.address() +
-                      R"("],"health_check":{"path":"/healthz","interval_ms":100,"timeout_ms":100}}})",
+                      R"("],"health_check":{"path":"/healthz","interval_ms":300,"timeout_ms":300}}})",
                   R"([{"name":"shop","match":{"path_prefix":"/shop"},"flags":["f"],
                        "split":{"arms":[{"name":"canary","cluster":"v2","weight":50},{"name":"stable","cluster":"v1","weight":50}],
                                 "sticky":[{"header":"x-user-id"}]}},
@@ -144,7 +144,7 @@ TEST(ConsoleApi, StatsSeriesFollowEachArmsTraffic) {
 
   // Health-checked endpoints, with their state.
   json::value endpoints;
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < 300; ++i) {
     endpoints = parse(get(f.adminPort(), "/api/v1/stats/endpoints").body());
     if (!endpoints.at("endpoints").as_array().empty() && endpoints.at("endpoints").at(0).at("passed").to_number<int>() > 0) break;
     std::this_thread::sleep_for(50ms);

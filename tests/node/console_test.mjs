@@ -4,6 +4,7 @@
 //   FLEDGE_ADMIN, FLEDGE_PROXY   base URLs of the admin listener and the proxy
 //   FLEDGE_WRITE_TOKEN, FLEDGE_READ_TOKEN
 //   FLEDGE_SCREENSHOTS           directory for one screenshot per page
+//   FLEDGE_OPEN_ADMIN            (optional) the admin listener of a Fledge without tokens
 // Prints `ok - ...` / `not ok - ...` lines; exits 1 on any failure.
 import puppeteer from 'puppeteer-core';
 import { createReporter, show } from './tap.mjs';
@@ -18,6 +19,7 @@ const PROXY = env('FLEDGE_PROXY');
 const WRITE = env('FLEDGE_WRITE_TOKEN');
 const READ = env('FLEDGE_READ_TOKEN');
 const SHOTS = env('FLEDGE_SCREENSHOTS');
+const OPEN_ADMIN = process.env.FLEDGE_OPEN_ADMIN;  // a second Fledge whose admin listener has no tokens
 
 const t = createReporter('console_test', 240_000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -53,6 +55,7 @@ async function trafficLoop() {
   while (traffic) {
     await Promise.all(['/pay/x', '/shop/x', '/pay/y', '/shop/y'].map((p) =>
       fetch(PROXY + p, { headers: { 'x-user-id': `u${user++}` } }).then((r) => r.arrayBuffer()).catch(() => {})));
+    await sleep(10);  // a steady few hundred requests a second, leaving the two cores to Fledge and Chromium
   }
 }
 
@@ -116,7 +119,7 @@ try {
     await page.waitForFunction((v) => document.querySelector('#ov-version')?.textContent.includes(String(v)), { timeout: 5_000 }, version.json.version);
     const shop = await text('#ov-routes [data-route="shop"]');
     if (!shop.includes('10%') || !shop.includes('90%')) throw new Error(`shop row says ${show(shop)}`);
-    await page.waitForFunction(() => /healthy/.test(document.querySelector('#ov-clusters [data-cluster="canary"]')?.textContent || ''), { timeout: 10_000 });
+    await page.waitForSelector('#ov-clusters [data-cluster="canary"] .health.healthy', { timeout: 10_000 });
     const flags = await text('#ov-flags-count');
     if (!flags.includes('2')) throw new Error(`flags count says ${show(flags)}`);
     await shot('overview');
@@ -183,6 +186,25 @@ try {
     if (!pro.includes('new-checkout=on')) throw new Error(`upstream saw ${show(pro)}`);
   });
 
+  await step('an edit begun before someone else changed the targeting is refused, not saved over it', async () => {
+    const card = '[data-flag="new-checkout"]';
+    await page.$eval(`${card} textarea[data-field="targeting"]`, (el) => { el.value = '{"if": [true, "on", "off"]}'; el.dispatchEvent(new Event('input', { bubbles: true })); });
+    // Meanwhile, through the API:
+    const theirs = { if: [{ '==': [{ var: 'plan' }, 'team'] }, 'on', 'off'] };
+    const current = (await api('/api/v1/flags/new-checkout')).json;
+    if ((await api('/api/v1/flags/new-checkout', { method: 'PUT', body: { ...current, targeting: theirs } })).status !== 200) throw new Error('the API refused');
+    await page.click(`${card} button[data-action="save-targeting"]`);
+    await confirm('new-checkout');
+    await page.waitForFunction((c) => /changed since you started editing/.test(document.querySelector(`${c} .field-error[data-for="targeting"]`)?.textContent || ''),
+      { timeout: 5_000 }, card);
+    const stored = (await api('/api/v1/flags/new-checkout')).json.targeting;
+    if (JSON.stringify(stored) !== JSON.stringify(theirs)) throw new Error(`their change was overwritten: ${show(stored)}`);
+    const kept = await page.$eval(`${card} textarea[data-field="targeting"]`, (el) => el.value);
+    if (!kept.includes('[true')) throw new Error(`the edit was lost: ${show(kept)}`);
+    await page.click(`${card} button[data-action="revert-targeting"]`);
+    await page.waitForFunction((c) => document.querySelector(`${c} textarea[data-field="targeting"]`)?.value.includes('team'), { timeout: 5_000 }, card);
+  });
+
   await step('a split moved with the slider is applied after confirmation, served, and audited with its diff', async () => {
     await go('routes');
     const slider = '[data-route="shop"] input[type=range][data-arm="canary"]';
@@ -246,7 +268,11 @@ try {
     // Charts fill with points as traffic flows (each shows its latest value as text).
     for (const m of ['rps', 'error_rate', 'p50', 'p99'])
       await page.waitForSelector(`${card} .chart[data-metric="${m}"]`, { timeout: 10_000 });
-    await page.waitForFunction((c) => /[1-9]/.test(document.querySelector(`${c} .chart[data-metric="rps"]`)?.textContent || ''), { timeout: 15_000 }, card);
+    for (const arm of ['canary', 'baseline']) {
+      await page.waitForSelector(`${card} .chart[data-metric="rps"] path.line.${arm}`, { timeout: 15_000 });
+      await page.waitForFunction((c, a) => /[1-9]/.test(document.querySelector(`${c} .chart[data-metric="rps"] .legend-item.${a} .latest`)?.textContent || ''),
+        { timeout: 15_000 }, card, arm);
+    }
     await sleep(3000);  // a few seconds of lines in the screenshot
     await shot('rollouts');
 
@@ -281,6 +307,23 @@ try {
     const w = await api('/api/v1/flags/banner/state', { method: 'PUT', body: { state: 'ENABLED' }, token: READ });
     if (w.status !== 403) throw new Error(`a reader's write got ${w.status}`);
   });
+
+  if (OPEN_ADMIN) {
+    await step('without tokens (loopback) the console opens without sign-in and its writes are accepted', async () => {
+      await page.goto(`${OPEN_ADMIN}/ui/#/flags`);
+      await pageIs('flags');
+      const who = await text('#whoami');
+      if (!who.includes('local')) throw new Error(`#whoami says ${show(who)}`);
+      if (await page.$('form#signin input#token:not([hidden])') && await page.$eval('form#signin', (el) => el.offsetParent !== null))
+        throw new Error('the sign-in form is shown');
+      await page.click('[data-flag="f"] button[data-action="toggle-state"]');
+      await confirm('Disable flag "f"');
+      await page.waitForFunction(() => document.querySelector('[data-flag="f"] .flag-state')?.textContent.trim() === 'DISABLED', { timeout: 5_000 });
+      const r = await fetch(`${OPEN_ADMIN}/api/v1/flags/f`);
+      if ((await r.json()).state !== 'DISABLED') throw new Error('the flag is not disabled in the API');
+      await shot('open');
+    });
+  }
 
   await step('no script error and no content-security-policy violation on any page', async () => {
     if (pageErrors.length) throw new Error(show(pageErrors));

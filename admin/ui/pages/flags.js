@@ -1,8 +1,10 @@
 // Flags: state (kill switch), default variant and targeting of each flag, with evaluation counts
-// per variant. Refreshed every 2 s without overwriting a targeting text being edited.
+// per variant. Refreshed every 2 s without overwriting a targeting text being edited; a targeting
+// edit is saved only if nobody changed the flag's targeting since the edit began.
 import { h, fill, select, errorText } from '../dom.js';
-import { seg } from '../api.js';
+import { seg, versionOf } from '../api.js';
 import { fmtCount, fmtPct } from '../format.js';
+import { activeRollouts } from '../rollout_util.js';
 
 // JSON indented by two, with arrays and objects that fit in a line kept on one.
 function pretty(v, indent = '') {
@@ -13,6 +15,14 @@ function pretty(v, indent = '') {
     : Object.entries(v).map(([k, x]) => `${inner}${JSON.stringify(k)}: ${pretty(x, inner)}`);
   return Array.isArray(v) ? `[\n${items.join(',\n')}\n${indent}]` : `{\n${items.join(',\n')}\n${indent}}`;
 }
+
+// JSON with the keys of every object sorted: two targetings are the same when these are equal.
+function canonical(v) {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`).join(',')}}`;
+}
+const targetingOf = (flag) => canonical((flag && flag.targeting) ?? {});
 
 export function mount(main, ctx) {
   const search = h('input', { id: 'flag-search', type: 'search', placeholder: 'Filter by key…', spellcheck: 'false', 'aria-label': 'Filter flags by key' });
@@ -33,13 +43,10 @@ export function mount(main, ctx) {
   };
   search.addEventListener('input', applyFilter);
 
-  ctx.poll(async () => {
-    const [config, stats] = await Promise.all([ctx.get('/api/v1/config'), ctx.tryGet('/api/v1/stats/flags')]);
+  ctx.poll(async (read) => {
+    const [config, stats] = await Promise.all([read.get('/api/v1/config'), read.tryGet('/api/v1/stats/flags')]);
     const flags = (config.flags && config.flags.flags) || {};
-    const rollouts = new Map();  // flag key → [rollout name, phase] of an unfinished rollout
-    for (const [name, r] of Object.entries(config.rollouts || {}))
-      if (r.spec && r.spec.flag && r.status && (r.status.phase === 'progressing' || r.status.phase === 'paused'))
-        rollouts.set(r.spec.flag, [name, r.status.phase]);
+    const rollouts = activeRollouts(config.rollouts, 'flag');  // flag key → [rollout name, phase]
     const keys = Object.keys(flags).sort();
     for (const [key, card] of cards) if (!(key in flags)) { card.el.remove(); cards.delete(key); }
     let prev = null;
@@ -61,8 +68,11 @@ export function mount(main, ctx) {
   }, 2000);
 }
 
+// The targeting an edit began from: `shown` is the targeting (canonical JSON) the clean textarea
+// holds; when the first input makes the textarea dirty, it becomes `base`, which a save compares
+// with the flag as it is then (a change by someone else meanwhile refuses the save).
 function makeCard(key, ctx) {
-  const card = { key, flag: null, serverText: '', dirty: false, busy: false, locked: false };
+  const card = { key, flag: null, serverText: '', serverTargeting: '', shown: '', base: '', dirty: false, busy: false, locked: false };
   const url = `/api/v1/flags/${seg(key)}`;
   card.state = h('span', { class: 'flag-state badge' });
   card.note = h('p', { class: 'note', hidden: true });
@@ -94,12 +104,16 @@ function makeCard(key, ctx) {
 
     card.textarea = h('textarea', { 'data-field': 'targeting', 'data-write': true, rows: 8, spellcheck: 'false', 'aria-label': `Targeting of ${key}` });
     card.textarea.addEventListener('input', () => {
+      const was = card.dirty;
       card.dirty = card.textarea.value !== card.serverText;
+      if (!card.dirty) card.shown = card.serverTargeting;  // back to the flag as it is
+      else if (!was) card.base = card.shown;                // an edit begins
       card.revert.hidden = !card.dirty;
     });
     card.save = h('button', { type: 'button', class: 'primary', 'data-action': 'save-targeting', 'data-write': true, onclick: () => saveTargeting(card, ctx) }, 'Save targeting');
     card.revert = h('button', { type: 'button', 'data-action': 'revert-targeting', 'data-write': true, hidden: true, onclick: () => {
       card.textarea.value = card.serverText;
+      card.shown = card.serverTargeting;
       card.dirty = false;
       card.revert.hidden = true;
       setFieldError(card, '');
@@ -151,9 +165,13 @@ function updateCard(card, flag, counts, rollout) {
     return;
   }
   card.serverText = text;
+  card.serverTargeting = targetingOf(flag);
   const ta = card.textarea;
   if (!card.dirty && document.activeElement !== ta && ta.value !== text) ta.value = text;
-  if (card.dirty && ta.value === text) { card.dirty = false; card.revert.hidden = true; }
+  if (ta.value === text) {  // (a clean textarea with the focus is left as it is, and keeps its `shown`)
+    card.shown = card.serverTargeting;
+    if (card.dirty) { card.dirty = false; card.revert.hidden = true; }
+  }
 
   const options = [...(flag.defaultVariant == null ? [['', '(none)']] : []), ...variants.map((v) => [v, v])];
   const sel = card.select;
@@ -185,6 +203,9 @@ async function write(ctx, method, url, body, done) {
 async function saveTargeting(card, ctx) {
   const key = card.key;
   setFieldError(card, '');
+  // The targeting the text was edited from (a clean textarea: the one it shows), taken with the
+  // text: a poll during the confirmation may refill a clean textarea.
+  const base = card.dirty ? card.base : card.shown;
   const text = card.textarea.value.trim();
   let targeting;
   try {
@@ -201,13 +222,29 @@ async function saveTargeting(card, ctx) {
   if (!await ctx.confirm(question)) return;
   const url = `/api/v1/flags/${seg(key)}`;
   try {
-    // The flag as it is now, so that nothing else in it is overwritten with an older copy.
-    const { data: flag, etag } = await ctx.getWithEtag(url);
-    if (remove) delete flag.targeting; else flag.targeting = targeting;
-    const after = await ctx.send('PUT', url, flag, { ifMatch: etag });
+    let after;
+    // A 412 says some write (anywhere: the version is global) came between the GET and the PUT:
+    // look again; only a change of this flag's targeting stops the save.
+    for (let attempt = 0; ; attempt++) {
+      // The flag as it is now, so that nothing else in it is overwritten with an older copy.
+      const { data: flag, etag } = await ctx.getWithEtag(url);
+      if (targetingOf(flag) !== base) {
+        refuseStale(card, ctx, flag, versionOf(etag));
+        ctx.refresh();
+        return;
+      }
+      if (remove) delete flag.targeting; else flag.targeting = targeting;
+      try {
+        after = await ctx.send('PUT', url, flag, { ifMatch: etag });
+        break;
+      } catch (e) {
+        if (e.status !== 412 || attempt >= 2) throw e;
+      }
+    }
     card.dirty = false;
     card.revert.hidden = true;
-    card.serverText = pretty(after.targeting ?? {});
+    card.serverText = pretty((after && after.targeting) ?? {});
+    card.serverTargeting = card.shown = targetingOf(after);
     card.textarea.value = card.serverText;
     ctx.toast(`Targeting of "${key}" saved`, 'ok');
   } catch (e) {
@@ -215,4 +252,22 @@ async function saveTargeting(card, ctx) {
     ctx.fail(e);
   }
   ctx.refresh();
+}
+
+// The flag's targeting changed since the edit began: nothing is written, the user's text stays,
+// and "Discard edits" shows the flag as it is now.
+function refuseStale(card, ctx, flag, version) {
+  const message = `The flag changed since you started editing (now version ${version ?? '?'}). Discard edits to see it, then edit again.`;
+  card.serverText = pretty(flag.targeting ?? {});
+  card.serverTargeting = targetingOf(flag);
+  if (card.textarea.value !== card.serverText) {
+    if (!card.dirty) card.base = card.shown;
+    card.dirty = true;
+  } else {  // the text is the flag's targeting as it is now
+    card.shown = card.serverTargeting;
+    card.dirty = false;
+  }
+  card.revert.hidden = !card.dirty;
+  setFieldError(card, message);
+  ctx.toast(message, 'error');
 }

@@ -2,8 +2,7 @@
 // health, and the rollouts in progress. Refreshed every 2 s.
 import { h, fill } from '../dom.js';
 import { fmtWeight, fmtDuration } from '../format.js';
-
-export const isActive = (phase) => phase === 'progressing' || phase === 'paused';
+import { isActive, activeRollouts } from '../rollout_util.js';
 
 // "canary 10% · stable 90%", or "cluster stable".
 export function routeTarget(route) {
@@ -38,8 +37,8 @@ export function mount(main, ctx) {
       h('section', { class: 'card' }, h('h2', {}, 'Routes ', h('a', { href: '#/routes', class: 'small' }, 'edit →')), routes)),
     h('section', { class: 'card' }, h('h2', {}, 'Clusters'), clusters));
 
-  ctx.poll(async () => {
-    const [config, endpoints] = await Promise.all([ctx.get('/api/v1/config'), ctx.tryGet('/api/v1/stats/endpoints')]);
+  ctx.poll(async (read) => {
+    const [config, endpoints] = await Promise.all([read.get('/api/v1/config'), read.tryGet('/api/v1/stats/endpoints')]);
     const flagKeys = Object.keys((config.flags && config.flags.flags) || {});
     const list = Object.entries(config.rollouts || {}).filter(([, r]) => r.status && isActive(r.status.phase));
     main.querySelector('#ov-version').textContent = String(config.version);
@@ -48,14 +47,14 @@ export function mount(main, ctx) {
     main.querySelector('#ov-clusters-count').textContent = String(Object.keys(config.clusters).length);
     main.querySelector('#ov-rollouts-count').textContent = String(list.length);
 
-    const underRollout = new Map(list.filter(([, r]) => r.spec && r.spec.route).map(([n, r]) => [r.spec.route, n]));
+    const underRollout = activeRollouts(config.rollouts, 'route');
     fill(routes,
       h('tr', {}, h('th', {}, 'route'), h('th', {}, 'match'), h('th', {}, 'target')),
       config.routes.map((r) => h('tr', { 'data-route': r.name },
         h('td', { class: 'name' }, r.name),
         h('td', { class: 'mono muted' }, routeMatch(r)),
         h('td', {}, h('span', { class: 'route-target' }, routeTarget(r)),
-          underRollout.has(r.name) ? h('span', { class: 'badge phase-progressing' }, `rollout ${underRollout.get(r.name)}`) : null))));
+          underRollout.has(r.name) ? h('span', { class: 'badge phase-progressing' }, `rollout ${underRollout.get(r.name)[0]}`) : null))));
 
     const health = new Map(((endpoints && endpoints.endpoints) || []).map((e) => [`${e.cluster}\n${e.endpoint}`, e]));
     fill(clusters, ...Object.entries(config.clusters).map(([name, c]) => h('div', { class: 'cluster', 'data-cluster': name },

@@ -4,7 +4,7 @@ import { h, fill, select, errorText } from '../dom.js';
 import { seg } from '../api.js';
 import { fmtTime, fmtWeight, fmtDuration, fmtMs, fmtNum, fmtPct, fmtCount } from '../format.js';
 import { drawChart } from '../chart.js';
-import { isActive } from './overview.js';
+import { isActive } from '../rollout_util.js';
 
 const WINDOW_S = 120;
 const METRICS = [
@@ -25,14 +25,14 @@ export function mount(main, ctx) {
   const cards = new Map();
   let ticks = 0;
 
-  ctx.poll(async () => {
-    const wantRoutes = form && ticks++ % 10 === 0;
-    const [data, routes] = await Promise.all([ctx.get('/api/v1/rollouts'), wantRoutes ? ctx.get('/api/v1/routes') : null]);
+  ctx.poll(async (read) => {
+    const wantRoutes = form && ticks % 10 === 0;  // counted once the tick is shown (a dropped one does not count)
+    const [data, routes] = await Promise.all([read.get('/api/v1/rollouts'), wantRoutes ? read.get('/api/v1/routes') : null]);
     if (routes) form.setRoutes(routes.routes);
     const views = data.rollouts.filter((v) => v.status && v.spec);
     const active = views.filter((v) => isActive(v.status.phase)).sort((a, b) => b.status.started_ms - a.status.started_ms);
     const done = views.filter((v) => !isActive(v.status.phase)).sort((a, b) => (b.status.finished_ms || b.status.started_ms) - (a.status.finished_ms || a.status.started_ms));
-    const stats = await Promise.all(active.map((v) => ctx.tryGet(v.spec.flag
+    const stats = await Promise.all(active.map((v) => read.tryGet(v.spec.flag
       ? `/api/v1/stats/flags/${seg(v.spec.flag)}?seconds=${WINDOW_S}`
       : `/api/v1/stats/routes/${seg(v.spec.route)}?seconds=${WINDOW_S}`)));
 
@@ -54,6 +54,7 @@ export function mount(main, ctx) {
     });
     for (const [name, card] of cards) if (!seen.has(name)) { card.el.remove(); cards.delete(name); }
     none.hidden = views.length > 0;
+    ticks++;
     ctx.ready();
   }, 1000);
   ctx.every(() => cards.forEach((c) => c.tick && c.tick()), 1000);
@@ -81,8 +82,10 @@ function stepPills(view) {
   return h('ol', { class: 'pills' }, (spec.steps || []).map((s, i) => {
     const state = isActive(status.phase) ? (i < status.step ? 'done' : i === status.step ? (status.entered === false ? 'next' : 'current') : 'todo')
       : (status.phase === 'succeeded' || i < status.step ? 'done' : 'todo');
-    return h('li', { class: `pill ${state}`, title: `hold ${s.hold_s} s${s.min_requests ? `, at least ${s.min_requests} canary requests` : ''}` },
-      `${fmtWeight(s.weight)} · ${fmtDuration(s.hold_s * 1000)}`);
+    // hold_s and min_requests may be left out of a spec (PUT with curl): the server takes 0.
+    const hold = s.hold_s ?? 0, min = s.min_requests ?? 0;
+    return h('li', { class: `pill ${state}`, title: `hold ${hold} s${min ? `, at least ${min} canary requests` : ''}` },
+      `${fmtWeight(s.weight)} · ${fmtDuration(hold * 1000)}`);
   }));
 }
 
@@ -210,7 +213,8 @@ function activeCard(first, ctx) {
     el, finished: false,
     tick() {
       const started = view.status.step_started_ms;
-      const hold = (view.spec.steps[view.status.step] || {}).hold_s;
+      const step = view.spec.steps[view.status.step];
+      const hold = step ? step.hold_s ?? 0 : undefined;
       stepTime.textContent = `${fmtDuration(Date.now() - started)}${hold !== undefined ? ` of ${fmtDuration(hold * 1000)}` : ''}`;
     },
     update(v, stats) {

@@ -1,9 +1,11 @@
 // Routes: each route's target, the weights of split routes (sliders: moved, then applied as one
-// write), and the audit log with a diff of every change. Refreshed every 5 s.
+// write, only if nobody changed the split since the sliders were moved), and the audit log with a
+// diff of every change. Refreshed every 5 s.
 import { h, fill, errorText } from '../dom.js';
 import { seg } from '../api.js';
 import { fmtTime, fmtWeight } from '../format.js';
-import { routeMatch } from './overview.js';
+import { routeMatch, routeTarget } from './overview.js';
+import { activeRollouts } from '../rollout_util.js';
 
 const round4 = (x) => Math.round(x * 10000) / 10000;
 const AUDIT_PAGE = 50;
@@ -18,12 +20,9 @@ export function mount(main, ctx) {
   const cards = new Map();
   const log = makeAudit(audit, older, ctx);
 
-  ctx.poll(async () => {
-    const config = await ctx.get('/api/v1/config');
-    const rollouts = new Map();
-    for (const [name, r] of Object.entries(config.rollouts || {}))
-      if (r.spec && r.spec.route && r.status && (r.status.phase === 'progressing' || r.status.phase === 'paused'))
-        rollouts.set(r.spec.route, [name, r.status.phase]);
+  ctx.poll(async (read) => {
+    const config = await read.get('/api/v1/config');
+    const rollouts = activeRollouts(config.rollouts, 'route');  // route name → [rollout name, phase]
     const names = new Set(config.routes.map((r) => r.name));
     for (const [name, card] of cards) if (!names.has(name)) { card.el.remove(); cards.delete(name); }
     let prev = null;
@@ -46,8 +45,11 @@ export function mount(main, ctx) {
 
 // ---- route cards -----------------------------------------------------------------------------
 
+// card.server: the arms as applied (last seen); card.model: the sliders; card.base: the weights
+// the sliders were moved from (taken when the first one moves), which applying compares with the
+// route as it is then.
 function makeCard(route, ctx) {
-  const card = { name: route.name, isSplit: !!route.split, write: ctx.write, server: [], model: [], locked: false };
+  const card = { name: route.name, isSplit: !!route.split, write: ctx.write, server: [], model: [], base: null, rollout: null, locked: false };
   card.target = h('span', { class: 'route-target' });
   card.note = h('p', { class: 'note', hidden: true });
   card.body = h('div', { class: 'route-body' });
@@ -64,6 +66,7 @@ function makeCard(route, ctx) {
     card.apply = h('button', { type: 'button', class: 'primary', 'data-action': 'apply-weights', 'data-write': true, onclick: () => applyWeights(card, ctx) }, 'Apply weights');
     card.reset = h('button', { type: 'button', 'data-action': 'reset-weights', 'data-write': true, onclick: () => {
       card.model = card.server.map((a) => ({ ...a }));
+      card.base = null;
       card.error.textContent = '';
       syncArms(card);
     } }, 'Reset');
@@ -73,8 +76,11 @@ function makeCard(route, ctx) {
 }
 
 const dirty = (card) => card.model.some((a, i) => a.weight !== card.server[i].weight);
+const weightsOf = (arms) => arms.map((a) => ({ name: a.name, weight: a.weight }));
+const sameWeights = (x, y) => x.length === y.length && x.every((a, i) => a.name === y[i].name && a.weight === y[i].weight);
 
 function updateCard(card, route, rollout) {
+  card.rollout = rollout;
   card.locked = !!rollout && rollout[1] === 'progressing';
   card.note.hidden = !rollout;
   if (rollout) {
@@ -92,7 +98,10 @@ function updateCard(card, route, rollout) {
   const sameArms = arms.length === card.server.length && arms.every((a, i) => a.name === card.server[i].name);
   const keep = sameArms && card.model.length > 0 && dirty(card);  // moved but not applied: keep
   card.server = arms;
-  if (!keep) card.model = arms.map((a) => ({ ...a }));
+  if (!keep) {
+    card.model = arms.map((a) => ({ ...a }));
+    card.base = null;
+  }
   syncArms(card);
 }
 
@@ -106,7 +115,11 @@ function buildArms(card) {
     if (card.write) {
       row.slider = h('input', { type: 'range', class: `slider-${i % 6}`, min: 0, max: 100, step: 1, 'data-arm': a.name, 'data-write': true, 'aria-label': `Weight of ${a.name}` });
       row.fixed = card.model.length > 2 && last;  // takes the remainder
-      const onMove = () => { moveArm(card, i, Number(row.slider.value)); syncArms(card); };
+      const onMove = () => {
+        if (!dirty(card)) card.base = weightsOf(card.server);  // the first move: what it starts from
+        moveArm(card, i, Number(row.slider.value));
+        syncArms(card);
+      };
       row.slider.addEventListener('input', onMove);
       row.slider.addEventListener('change', onMove);
       cells.push(h('td', { class: 'slider-cell' }, row.slider));
@@ -166,11 +179,33 @@ async function applyWeights(card, ctx) {
     .map((a) => `${a.name} ${fmtWeight(card.server.find((s) => s.name === a.name).weight)} → ${fmtWeight(a.weight)}`);
   if (changes.length === 0) return;
   if (!await ctx.confirm(`Set split of route "${card.name}": ${changes.join(', ')}`)) return;
+  const base = card.base || weightsOf(card.server);
+  const arms = card.model.map((a) => ({ name: a.name, weight: a.weight }));
+  const url = `/api/v1/routes/${seg(card.name)}`;
   try {
-    const route = await ctx.send('PUT', `/api/v1/routes/${seg(card.name)}/split`,
-      { arms: card.model.map((a) => ({ name: a.name, weight: a.weight })) });
+    let route;
+    // A 412 says some write (anywhere: the version is global) came between the GET and the PUT:
+    // look again; only a change of this split stops the write.
+    for (let attempt = 0; ; attempt++) {
+      const { data: now, etag } = await ctx.getWithEtag(url);
+      const nowArms = now && now.split && Array.isArray(now.split.arms) ? now.split.arms.map((a) => ({ name: a.name, weight: Number(a.weight) })) : [];
+      if (!sameWeights(nowArms, base)) {
+        const message = `The split changed since you moved the sliders: now ${routeTarget(now || {})}. Reset to see it.`;
+        if (nowArms.length > 0) updateCard(card, now, card.rollout);  // the sliders stay; Reset shows it
+        card.error.textContent = message;
+        ctx.toast(message, 'error');
+        ctx.refresh();
+        return;
+      }
+      try {
+        route = await ctx.send('PUT', `${url}/split`, { arms }, { ifMatch: etag });
+        break;
+      } catch (e) {
+        if (e.status !== 412 || attempt >= 2) throw e;
+      }
+    }
     card.model = [];  // take the answer as it is
-    updateCard(card, route, null);
+    updateCard(card, route, card.rollout);
     ctx.toast(`Split of "${card.name}" applied`, 'ok');
   } catch (e) {
     if (e.status && e.status !== 401) card.error.textContent = errorText(e);
