@@ -261,6 +261,16 @@ void parseClientTls(Walker& w, element e, const std::string& path, const std::st
   if (t.cert_file.empty() != t.key_file.empty()) w.error(path, "cert_file and key_file go together");
 }
 
+// A non-empty array of "host:port" (a cluster's endpoints, etcd's).
+void parseEndpoints(Walker& w, element e, const std::string& path, std::vector<HostPort>& out, const char* empty_error) {
+  w.array(e, path, [&](element item, const std::string& ip, std::size_t) {
+    HostPort hp;
+    w.hostPort(item, ip, hp, false);
+    out.push_back(std::move(hp));
+  });
+  if (out.empty() && e.is_array()) w.error(path, empty_error);
+}
+
 // admin.store: {"etcd": {"endpoints", "prefix", "tls", "username", "password_env", "member", "lease_ttl_s"}}
 void parseStore(Walker& w, element e, const std::string& path, const std::string& base_dir, AdminConfig& admin) {
   w.object(e, path, {"etcd"}, [&](std::string_view, element v, const std::string& sub) {
@@ -270,12 +280,7 @@ void parseStore(Walker& w, element e, const std::string& path, const std::string
              [&](std::string_view key, element ev, const std::string& ep) {
                if (key == "endpoints") {
                  has_endpoints = true;
-                 w.array(ev, ep, [&](element item, const std::string& ip, std::size_t) {
-                   HostPort hp;
-                   w.hostPort(item, ip, hp, false);
-                   etcd.endpoints.push_back(std::move(hp));
-                 });
-                 if (etcd.endpoints.empty() && ev.is_array()) w.error(ep, "must list at least one etcd endpoint");
+                 parseEndpoints(w, ev, ep, etcd.endpoints, "must list at least one etcd endpoint");
                } else if (key == "prefix") {
                  if (w.string(ev, ep, etcd.prefix) && (etcd.prefix.empty() || etcd.prefix.back() != '/' || !isFieldValue(etcd.prefix)))
                    w.error(ep, "must be a key prefix ending in \"/\" (e.g. \"/fledge/\")");
@@ -304,12 +309,7 @@ void parseCluster(Walker& w, std::string_view name, element e, const std::string
            [&](std::string_view key, element v, const std::string& sub) {
              if (key == "endpoints") {
                has_endpoints = true;
-               w.array(v, sub, [&](element item, const std::string& ip, std::size_t) {
-                 HostPort hp;
-                 w.hostPort(item, ip, hp, false);
-                 c.endpoints.push_back(std::move(hp));
-               });
-               if (c.endpoints.empty() && v.is_array()) w.error(sub, "must list at least one endpoint");
+               parseEndpoints(w, v, sub, c.endpoints, "must list at least one endpoint");
              } else if (key == "lb") {
                std::string s;
                if (!w.string(v, sub, s)) return;

@@ -58,11 +58,6 @@ constexpr const char* kUsage =
     "  fledge ctl status|split|flag|rollout ...\n"
     "                                  the admin API from the command line (fledge ctl --help)\n";
 
-std::string addressString(const boost::asio::ip::tcp::endpoint& ep) {
-  auto a = ep.address();
-  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
-}
-
 // Problems only loading the files shows: certificates and keys that do not load or match.
 std::vector<std::string> checkTlsFiles(const proxy::Config& cfg) {
   std::vector<std::string> out;
@@ -411,7 +406,7 @@ int run(const std::string& path, bool reseed) {
     fo.etcd = etcd_options;
     fo.keys = etcd_keys;
     fo.member_id = etcd_cfg->member.empty() ? hostName() + ":" + std::to_string(admin_ep.port()) : etcd_cfg->member;
-    fo.admin_address = addressString(admin_ep);
+    fo.admin_address = proxy::endpointString(admin_ep);
     fo.lease_ttl = std::chrono::seconds(etcd_cfg->lease_ttl_s);
     fleet = std::make_unique<admin::Fleet>(
         std::move(fo), *api, admin.workExecutor(), [&metrics] { return metrics.configVersion(); },
@@ -497,9 +492,9 @@ int run(const std::string& path, bool reseed) {
   admin.start();
   if (ofrep_server) ofrep_server->start();
   for (std::size_t i = 0; i < server->endpoints().size(); ++i)
-    log::info("listening", {{"listener", snap->config.listeners[i].name}, {"address", addressString(server->endpoints()[i])}});
-  log::info("admin listening", {{"address", addressString(admin_ep)}});
-  if (ofrep_server) log::info("ofrep listening", {{"address", addressString(ofrep_ep)}});
+    log::info("listening", {{"listener", snap->config.listeners[i].name}, {"address", proxy::endpointString(server->endpoints()[i])}});
+  log::info("admin listening", {{"address", proxy::endpointString(admin_ep)}});
+  if (ofrep_server) log::info("ofrep listening", {{"address", proxy::endpointString(ofrep_ep)}});
   log::info("started", {{"workers", std::to_string(server->workerCount())},
                         {"flags", std::to_string(snap->config.flag_set ? snap->config.flag_set->flags().size() : 0)},
                         {"routes", std::to_string(snap->config.routes.size())},

@@ -10,6 +10,11 @@
 #include "proxy/log.hpp"
 
 namespace fledge::proxy {
+
+std::string endpointString(const boost::asio::ip::tcp::endpoint& ep) {
+  const auto a = ep.address();
+  return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
 using boost::asio::ip::tcp;
 
 std::shared_ptr<ListenerInfo> Server::makeInfo(const ListenerConfig& l, std::string& error) {
@@ -133,8 +138,7 @@ bool Server::updateListeners(const std::vector<ListenerConfig>& next, std::strin
     }
     adopt(*p.config, p.info, p.opened);
     const auto& ep = endpoints_.back();
-    const std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
-    log::info("listening", {{"listener", p.config->name}, {"address", host + ":" + std::to_string(ep.port())}});
+    log::info("listening", {{"listener", p.config->name}, {"address", endpointString(ep)}});
   }
   return true;
 }

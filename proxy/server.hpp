@@ -11,6 +11,9 @@
 
 namespace fledge::proxy {
 
+// "127.0.0.1:8080", "[::1]:8080": a bound endpoint as logs and peers write it.
+std::string endpointString(const boost::asio::ip::tcp::endpoint& ep);
+
 class Server {
  public:
   // Binds every listener on every worker. Port 0 binds one free port shared by all workers.

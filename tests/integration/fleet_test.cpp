@@ -101,7 +101,9 @@ TEST(Fleet, AnotherInstanceContinuesTheRolloutWhenTheLeaderIsKilled) {
   }, 10s));
   const auto takeover = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed);
   std::printf("leadership taken over %lld ms after kill -9\n", static_cast<long long>(takeover.count()));
-  EXPECT_LE(takeover.count(), 5000);
+  // The lease's TTL (3 s) and one watch round; the bound leaves room for a machine busy with the
+  // tests beside this one (5.2 s was seen under ctest -j 2 in Release), the figure is printed.
+  EXPECT_LE(takeover.count(), 8000);
   ASSERT_TRUE(fleet.awaitRollout(other, "fleet-r", "\"phase\":\"succeeded\"", 30s))
       << call(fleet.admin(other), http::verb::get, "/api/v1/rollouts/fleet-r").body();
   const std::string route = call(fleet.admin(other), http::verb::get, "/api/v1/routes/shop").body();
