@@ -95,6 +95,18 @@ async function signIn(token) {
   await page.click('#signin-button');
 }
 
+// Fills the rollouts page's form (canary arm "canary" against "stable") and confirms.
+async function startRollout(name, route, steps) {
+  for (const field of ['name', 'steps']) await page.$eval(`#rollout-form input[name=${field}]`, (el) => { el.value = ''; });
+  await page.type('#rollout-form input[name=name]', name);
+  await page.select('#rollout-form select[name=route]', route);
+  await page.select('#rollout-form select[name=canary_arm]', 'canary');
+  await page.select('#rollout-form select[name=baseline_arm]', 'stable');
+  await page.type('#rollout-form input[name=steps]', steps);
+  await page.click('#rollout-form button[type=submit]');
+  await confirm(name);
+}
+
 async function step(name, fn) {
   try {
     await fn();
@@ -233,14 +245,7 @@ try {
   const load = trafficLoop();
   await step('a rollout of a failing canary started from the form is rolled back, and the page shows it', async () => {
     await go('rollouts');
-    await page.type('#rollout-form input[name=name]', 'pay-v2');
-    await page.select('#rollout-form select[name=route]', 'pay');
-    await page.select('#rollout-form select[name=canary_arm]', 'canary');
-    await page.select('#rollout-form select[name=baseline_arm]', 'stable');
-    await page.$eval('#rollout-form input[name=steps]', (el) => { el.value = ''; });
-    await page.type('#rollout-form input[name=steps]', '20:30, 50:30, 100:30');
-    await page.click('#rollout-form button[type=submit]');
-    await confirm('pay-v2');
+    await startRollout('pay-v2', 'pay', '20:30, 50:30, 100:30');
     await page.waitForSelector('[data-rollout="pay-v2"]', { timeout: 5_000 });
     const t0 = Date.now();
     await page.waitForFunction(() => document.querySelector('[data-rollout="pay-v2"] .phase')?.textContent.trim() === 'rolled_back', { timeout: 90_000 });
@@ -254,15 +259,7 @@ try {
   });
 
   await step('a healthy rollout shows live charts and is paused, promoted and aborted through confirmations', async () => {
-    await page.$eval('#rollout-form input[name=name]', (el) => { el.value = ''; });
-    await page.type('#rollout-form input[name=name]', 'shop-v2');
-    await page.select('#rollout-form select[name=route]', 'shop');
-    await page.select('#rollout-form select[name=canary_arm]', 'canary');
-    await page.select('#rollout-form select[name=baseline_arm]', 'stable');
-    await page.$eval('#rollout-form input[name=steps]', (el) => { el.value = ''; });
-    await page.type('#rollout-form input[name=steps]', '40:600, 60:600, 100:600');
-    await page.click('#rollout-form button[type=submit]');
-    await confirm('shop-v2');
+    await startRollout('shop-v2', 'shop', '40:600, 60:600, 100:600');
     const card = '[data-rollout="shop-v2"]';
     await page.waitForFunction((c) => document.querySelector(`${c} .phase`)?.textContent.trim() === 'progressing', { timeout: 10_000 }, card);
     // Charts fill with points as traffic flows (each shows its latest value as text).
