@@ -35,7 +35,12 @@ TEST(Fleet, AWriteOnOneInstanceIsServedByAll) {
   const std::string view = call(fleet.admin(1), http::verb::get, "/api/v1/fleet").body();
   for (const char* id : {"\"id\":\"m0\"", "\"id\":\"m1\"", "\"id\":\"m2\"", "\"self\":\"m1\"", "\"up\":true"})
     EXPECT_NE(view.find(id), std::string::npos) << id << " in " << view;
-  const std::string metrics = get(fleet.admin(2), "/metrics").body();
+  // Instance 2 learns m0's version from m0's next report (once a second): wait for it there too.
+  std::string metrics;
+  for (auto until = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < until; std::this_thread::sleep_for(50ms)) {
+    metrics = get(fleet.admin(2), "/metrics").body();
+    if (metricSample(metrics, R"(fledge_fleet_member_lag{member="m0"})") == 0) break;
+  }
   EXPECT_EQ(metricSample(metrics, "fledge_fleet_store_up"), 1);
   EXPECT_EQ(metricSample(metrics, R"(fledge_fleet_member_lag{member="m0"})"), 0) << metrics;
   // One leader in the fleet.
