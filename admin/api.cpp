@@ -576,8 +576,7 @@ Response AdminApi::handleOnce(const Request& req) {
   if (!caller.token) return errorResponse(req, err(caller.status, caller.error));
   const ApiToken* who = caller.token;
   std::string_view target = req.target();
-  std::string_view path = target.substr(0, target.find('?'));
-  std::string_view query = target.size() > path.size() ? target.substr(path.size() + 1) : std::string_view{};
+  auto [path, query] = splitTarget(target);
   path.remove_prefix(kPrefix.size());
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);
   if (path == "log-level") return logLevelEndpoint(req, tokens_);

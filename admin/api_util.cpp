@@ -67,6 +67,12 @@ AdminApi::Error err(unsigned status, std::string message, std::string field) {
   return AdminApi::Error{status, std::move(message), std::move(field)};
 }
 
+std::pair<std::string_view, std::string_view> splitTarget(std::string_view target) {
+  const auto q = target.find('?');
+  if (q == std::string_view::npos) return {target, {}};
+  return {target.substr(0, q), target.substr(q + 1)};
+}
+
 AdminApi::Error numericParams(std::string_view query, std::initializer_list<std::pair<std::string_view, std::uint64_t*>> params) {
   while (!query.empty()) {
     const auto amp = query.find('&');

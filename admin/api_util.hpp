@@ -30,6 +30,8 @@ Response errorResponse(const Request& req, const AdminApi::Error& e);  // {"erro
 AdminApi::Error err(unsigned status, std::string message, std::string field = {});
 
 std::vector<std::string_view> splitPath(std::string_view path);
+// A request target's path and query (without the "?").
+std::pair<std::string_view, std::string_view> splitTarget(std::string_view target);
 // A query string of numeric parameters (`since=3&limit=50`) into the given slots; an unknown name
 // or a value that is not a number is a 400 naming the parameter (status 0: all good).
 AdminApi::Error numericParams(std::string_view query, std::initializer_list<std::pair<std::string_view, std::uint64_t*>> params);

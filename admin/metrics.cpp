@@ -378,19 +378,13 @@ ArmCounts Metrics::flagOutcomeCounts(const std::string& flag, const std::string&
   return sumArm(source_().second, [&](const proxy::WorkerMetrics& w) { return w.outcome(flag, variant); });
 }
 
-namespace {
-
-// Kept per second for ten minutes: the coarse buckets.
-template <typename Totals>
-Totals totalsOf(const ArmCounts& c) {
-  Totals t;
+Metrics::ArmTotals Metrics::totalsOf(const ArmCounts& c) {
+  ArmTotals t;
   t.requests = c.requests();
   t.errors = c.by_class[4];
   for (std::size_t k = 0; k < rollout::kLatencyBuckets; ++k) t.buckets[proxy::kCoarseBucketOf[k]] += c.latency[k];
   return t;
 }
-
-}  // namespace
 
 void Metrics::sample(Clock::time_point now, std::chrono::system_clock::time_point wall) {
   const auto [snap, workers] = source_();
@@ -403,7 +397,7 @@ void Metrics::sample(Clock::time_point now, std::chrono::system_clock::time_poin
     for (std::size_t a = 0; a < arms; ++a) {
       const std::string_view arm = routes[r].split ? std::string_view(routes[r].split->arms[a].name) : std::string_view();
       const ArmCounts c = sumArm(workers, [&](const proxy::WorkerMetrics& w) { return w.arm(routes[r].name, arm); });
-      s.arms.emplace(proxy::armKey(routes[r].name, arm), totalsOf<ArmTotals>(c));
+      s.arms.emplace(proxy::armKey(routes[r].name, arm), totalsOf(c));
     }
   }
   if (const auto* set = snap->config.flag_set.get())
@@ -411,7 +405,7 @@ void Metrics::sample(Clock::time_point now, std::chrono::system_clock::time_poin
       if (const flags::Flag* f = set->find(key))
         for (const auto& v : f->variants) {
           const ArmCounts c = sumArm(workers, [&](const proxy::WorkerMetrics& w) { return w.outcome(f->key, v.name); });
-          s.outcomes.emplace(proxy::variantKey(f->key, v.name), totalsOf<ArmTotals>(c));
+          s.outcomes.emplace(proxy::variantKey(f->key, v.name), totalsOf(c));
         }
   std::lock_guard lock(mu_);
   sampled_snap_ = snap;

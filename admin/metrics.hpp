@@ -143,6 +143,8 @@ class Metrics {
     std::uint64_t requests = 0, errors = 0;
     std::array<std::uint64_t, proxy::kLatencyBuckets> buckets{};
   };
+  // What a sample keeps of an arm's counts (per second for ten minutes): the coarse buckets.
+  static ArmTotals totalsOf(const ArmCounts& c);
   struct Sample {
     Clock::time_point at;
     std::int64_t wall_ms = 0;

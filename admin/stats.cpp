@@ -33,8 +33,7 @@ json::array points(const std::vector<SeriesPoint>& series) {
 Response statsEndpoint(const Request& req, const StatsSources& src, const std::vector<ApiToken>& tokens) {
   if (const Caller caller = authenticateToken(req, tokens); !caller.token) return errorResponse(req, err(caller.status, caller.error));
   std::string_view target = req.target();
-  std::string_view path = target.substr(0, target.find('?'));
-  const std::string_view query = target.size() > path.size() ? target.substr(path.size() + 1) : std::string_view{};
+  auto [path, query] = splitTarget(target);
   path.remove_prefix(std::min(path.size(), kStatsPrefix.size()));
   const auto parts = splitPath(path);
   const auto snap = src.snapshot();

@@ -197,23 +197,36 @@ TEST(MetricCarryOver, MemoryStaysBoundedUnderEndlessChanges) {
   EXPECT_LE(reg.routes.retiredSize(), proxy::BlockMap<proxy::RouteCounters>::kRetired);
 }
 
-TEST(ArmWindows, KeepCountingAcrossConfigurationChanges) {
-  auto v1 = snapshot();
-  auto v2 = snapshotOf(R"([{"name":"extra","cluster":"v1"},
+// Metrics over one worker whose configuration changes from snapshot() to one where route
+// "extra" comes first and "web" (canary and stable at 50 %) second.
+struct ChangingConfig {
+  std::shared_ptr<const proxy::Snapshot> v1 = snapshot();
+  std::shared_ptr<const proxy::Snapshot> v2 = snapshotOf(R"([{"name":"extra","cluster":"v1"},
     {"name":"web","split":{"arms":[{"name":"canary","cluster":"v2","weight":50},{"name":"stable","cluster":"v1","weight":50}]}}])");
   proxy::MetricsRegistry reg;
-  auto g1 = std::make_shared<proxy::WorkerMetrics>(*v1, reg);
+  std::shared_ptr<proxy::WorkerMetrics> g1 = std::make_shared<proxy::WorkerMetrics>(*v1, reg);
   std::shared_ptr<const proxy::Snapshot> current = v1;
   Workers workers{g1};
-  Metrics m([&] { return std::make_pair(current, workers); });
+  Metrics m{[this] { return std::make_pair(current, workers); }};
+  // Moves the worker to v2; its counters for surviving names carry over.
+  std::shared_ptr<proxy::WorkerMetrics> change() {
+    auto g2 = std::make_shared<proxy::WorkerMetrics>(*v2, reg);
+    current = v2;
+    workers = {g2};
+    return g2;
+  }
+};
+
+TEST(ArmWindows, KeepCountingAcrossConfigurationChanges) {
+  ChangingConfig c;
+  auto& g1 = c.g1;
+  auto& m = c.m;
   auto t0 = Metrics::Clock::time_point{} + 1000s;
   for (int i = 0; i < 10; ++i) g1->request(0, 0, 200, 1ms);
   m.sample(t0);
   for (int i = 0; i < 10; ++i) g1->request(0, 0, i < 2 ? 500 : 200, 1ms);
   // The change: canary moves from index 0 to [1][0] and a route appears in front of it.
-  auto g2 = std::make_shared<proxy::WorkerMetrics>(*v2, reg);
-  current = v2;
-  workers = {g2};
+  auto g2 = c.change();
   m.sample(t0 + 1s);
   for (int i = 0; i < 5; ++i) g2->request(1, 0, 200, 1ms);
   for (int i = 0; i < 3; ++i) g2->request(0, 0, 200, 1ms);
@@ -228,19 +241,13 @@ TEST(ArmWindows, KeepCountingAcrossConfigurationChanges) {
   EXPECT_EQ(m.window("gone", "", 2s).requests, 0u);
 }
 
-
 // The console's charts: one point per sampled second with that second's rate, 5xx share and
 // quantiles; a quiet second has a rate of 0 and no share or quantiles; an arm born later has
 // points from its second sample on; only the asked span is returned.
 TEST(ArmSeries, OnePointPerSampledSecond) {
-  auto v1 = snapshot();
-  auto v2 = snapshotOf(R"([{"name":"extra","cluster":"v1"},
-    {"name":"web","split":{"arms":[{"name":"canary","cluster":"v2","weight":50},{"name":"stable","cluster":"v1","weight":50}]}}])");
-  proxy::MetricsRegistry reg;
-  auto g1 = std::make_shared<proxy::WorkerMetrics>(*v1, reg);
-  std::shared_ptr<const proxy::Snapshot> current = v1;
-  Workers workers{g1};
-  Metrics m([&] { return std::make_pair(current, workers); });
+  ChangingConfig c;
+  auto& g1 = c.g1;
+  auto& m = c.m;
   const auto t0 = Metrics::Clock::time_point{} + 1000s;
   const auto wall0 = std::chrono::system_clock::time_point{} + 1'700'000'000s;
   m.sample(t0, wall0);
@@ -248,9 +255,7 @@ TEST(ArmSeries, OnePointPerSampledSecond) {
   for (int i = 0; i < 20; ++i) g1->request(0, 1, 200, 300us);
   m.sample(t0 + 1s, wall0 + 1s);
   m.sample(t0 + 2s, wall0 + 2s);  // a quiet second
-  auto g2 = std::make_shared<proxy::WorkerMetrics>(*v2, reg);
-  current = v2;
-  workers = {g2};
+  auto g2 = c.change();
   for (int i = 0; i < 8; ++i) g2->request(0, 0, 200, 1ms);  // "extra", new in this configuration
   for (int i = 0; i < 4; ++i) g2->request(1, 0, 200, 2ms);
   m.sample(t0 + 4s, wall0 + 4s);  // two seconds late: rates are per second
